@@ -1,0 +1,118 @@
+"""The `skypilot` connector: create / get / delete of a Flyte task as a SkyPilot managed job."""
+
+import asyncio
+import hashlib
+import re
+from dataclasses import dataclass
+from typing import Optional
+
+from flyteidl.core.execution_pb2 import TaskExecution, TaskLog
+from flytekit import FlyteContextManager, logger
+from flytekit.core.utils import load_proto_from_file
+from flytekit.extend.backend.base_connector import AsyncConnectorBase, ConnectorRegistry, Resource, ResourceMeta
+from flytekit.models.literals import LiteralMap
+from flytekit.models.task import TaskExecutionMetadata, TaskTemplate
+
+from . import shared_fs, sky_api, status, translate
+from .tracker import TRACKER
+
+TASK_TYPE = "skypilot"
+
+
+@dataclass
+class SkyPilotMetadata(ResourceMeta):
+    """Everything get / delete need; stored by propeller, so small and free of secrets."""
+
+    job_name: str  # deterministic: from the task execution id (the output prefix in local runs)
+    request_id: str  # the launch request; get() resolves it to the managed job id
+    output_prefix: str  # where pyflyte-execute writes outputs.pb / error.pb
+    endpoint: str  # the SkyPilot API server the job was submitted to
+
+
+class SkyPilotConnector(AsyncConnectorBase):
+    name = "SkyPilot Connector"
+
+    def __init__(self) -> None:
+        super().__init__(task_type_name=TASK_TYPE, metadata_type=SkyPilotMetadata)
+
+    async def create(
+        self,
+        task_template: TaskTemplate,
+        output_prefix: str = "",
+        inputs: Optional[LiteralMap] = None,
+        task_execution_metadata: Optional[TaskExecutionMetadata] = None,
+        **kwargs,
+    ) -> SkyPilotMetadata:
+        shared_fs.open_to_job(output_prefix)
+        name = job_name(task_execution_metadata, output_prefix)
+        config = translate.task_yaml(task_template, name)
+        task = translate.sky_task(config)
+        request_id = await asyncio.to_thread(sky_api.launch, task, name, config.get("pool"))
+        logger.info(f"SkyPilot launch request {request_id} submitted for managed job {name}")
+        return SkyPilotMetadata(name, request_id, output_prefix, sky_api.endpoint())
+
+    async def get(self, resource_meta: SkyPilotMetadata, **kwargs) -> Resource:
+        launch = await asyncio.to_thread(TRACKER.launch, resource_meta.request_id)
+        if launch.job_id is None:
+            phase, message = status.launch_phase(launch.state, launch.error)
+            return Resource(phase=phase, message=message)
+        record = await asyncio.to_thread(TRACKER.job, launch.job_id)
+        links = [TaskLog(name="SkyPilot dashboard", uri=f"{resource_meta.endpoint}/dashboard/jobs/{launch.job_id}")]
+        if record is None:
+            return Resource(TaskExecution.QUEUED, f"SkyPilot managed job {launch.job_id} submitted", links)
+        phase, message = status.job_phase(record)
+        if phase in (TaskExecution.FAILED, TaskExecution.RETRYABLE_FAILED):
+            message = _with_user_error(message, resource_meta.output_prefix)
+        return Resource(phase=phase, message=message, log_links=links)
+
+    async def delete(self, resource_meta: SkyPilotMetadata, **kwargs) -> None:
+        await asyncio.to_thread(_cancel, resource_meta)
+
+
+def _cancel(meta: SkyPilotMetadata) -> None:
+    """Cancels the launch request while in flight and the job once it exists; idempotent."""
+    launch = TRACKER.launch(meta.request_id)
+    if launch.job_id is None and launch.state in ("PENDING", "RUNNING"):
+        sky_api.cancel_request(meta.request_id)
+        TRACKER.forget(meta.request_id, None)
+        launch = TRACKER.launch(meta.request_id)  # the launch may have won the race
+    if launch.job_id is not None:
+        sky_api.cancel_jobs([launch.job_id])
+    TRACKER.forget(meta.request_id, launch.job_id)
+
+
+def job_name(meta: Optional[TaskExecutionMetadata], output_prefix: str) -> str:
+    """A managed-job name unique to one attempt of one task execution, readable in SkyPilot's queue."""
+    if meta is not None and meta.task_execution_id is not None:
+        tid = meta.task_execution_id
+        node = tid.node_execution_id
+        key = f"{node.execution_id.project}/{node.execution_id.domain}/{node.execution_id.name}/{node.node_id}"
+        key = f"{key}/{tid.task_id.name}/{tid.retry_attempt}"
+        readable = f"{node.execution_id.name}-{node.node_id}-{tid.retry_attempt}"
+    else:
+        key, readable = output_prefix, "local"
+    digest = hashlib.sha256(key.encode()).hexdigest()[:10]
+    readable = re.sub(r"[^a-z0-9-]+", "-", readable.lower()).strip("-")[:40]
+    return f"flyte-{readable}-{digest}"
+
+
+def _with_user_error(message: str, output_prefix: str) -> str:
+    """Adds the user's own error (error.pb, written by pyflyte-execute) to a failure message."""
+    from flyteidl.core import errors_pb2
+
+    ctx = FlyteContextManager.current_context()
+    remote = f"{output_prefix.rstrip('/')}/error.pb"
+    try:
+        if not ctx.file_access.exists(remote):
+            return message
+        local = ctx.file_access.get_random_local_path()
+        ctx.file_access.get_data(remote, local)
+        error = load_proto_from_file(errors_pb2.ErrorDocument, local).error
+    except Exception as e:  # the job's own failure is the news; a missing error.pb is not
+        logger.debug(f"no user error read from {remote}: {e}")
+        return message
+    kind = errors_pb2.ContainerError.Kind.Name(error.kind)
+    return f"{message}\n[{kind}] {error.code}: {error.message}"
+
+
+ConnectorRegistry.register(SkyPilotConnector())

@@ -1,0 +1,77 @@
+"""`SkyPilotFunctionTask`: a Python function task whose body runs as a SkyPilot managed job."""
+
+import os
+from pathlib import Path
+from typing import Any, Callable, Dict, Optional
+
+from flytekit import FlyteContextManager, PythonFunctionTask
+from flytekit.configuration import ImageConfig, SerializationSettings
+from flytekit.core.data_persistence import FileAccessProvider
+from flytekit.core.tracker import extract_task_module
+from flytekit.extend import TaskPlugins
+from flytekit.extend.backend.base_connector import AsyncConnectorExecutorMixin
+
+from . import shared_fs
+from .config import SkyPilot
+from .connector import TASK_TYPE
+
+
+class SkyPilotFunctionTask(AsyncConnectorExecutorMixin, PythonFunctionTask[SkyPilot]):
+    """Locally, `execute` submits the task through the connector; inside the job it runs the function."""
+
+    _TASK_TYPE = TASK_TYPE
+
+    def __init__(self, task_config: SkyPilot, task_function: Callable, **kwargs) -> None:
+        if not isinstance(task_config, SkyPilot):
+            raise TypeError(f"task_config must be SkyPilot(...), not {type(task_config).__name__}")
+        super().__init__(task_config=task_config, task_type=TASK_TYPE, task_function=task_function, **kwargs)
+        self._run_env: Dict[str, str] = {}
+
+    def get_custom(self, settings: SerializationSettings) -> Dict[str, Any]:
+        return self.task_config.to_custom()
+
+    def get_container(self, settings: SerializationSettings):
+        container = super().get_container(settings)
+        if self._run_env:  # a local run on a shared filesystem (see shared_fs)
+            container._env = {**(container.env or {}), **self._run_env}
+        return container
+
+    def execute(self, **kwargs) -> Any:
+        ctx = FlyteContextManager.current_context()
+        if ctx.execution_state and ctx.execution_state.is_local_execution():
+            return self._submit(**kwargs)
+        return PythonFunctionTask.execute(self, **kwargs)  # inside the managed job
+
+    def _submit(self, **kwargs) -> Any:
+        """A local run: through the connector, with the run's data where the job can reach it."""
+        ctx = FlyteContextManager.current_context()
+        builder = ctx.new_builder()
+        if ctx.serialization_settings is None:  # a plain local run: Flyte's default image, as for registration
+            builder = builder.with_serialization_settings(
+                SerializationSettings(image_config=ImageConfig.auto_default_image())
+            )
+        raw = ctx.file_access.raw_output_prefix
+        if shared_fs.local_path(raw) is not None:
+            if shared_fs.shared_dir() is None:
+                raise ValueError(shared_fs.unreachable(raw))
+            builder = builder.with_file_access(
+                FileAccessProvider(
+                    local_sandbox_dir=ctx.file_access.local_sandbox_dir,
+                    raw_output_prefix=shared_fs.run_data_dir(),
+                    data_config=ctx.file_access.data_config,
+                )
+            )
+            if self.task_config.on_host:
+                self._run_env = shared_fs.host_env(self._source_root())
+        try:
+            with FlyteContextManager.with_context(builder):
+                return AsyncConnectorExecutorMixin.execute(self, **kwargs)
+        finally:
+            self._run_env = {}
+
+    def _source_root(self) -> str:
+        _, module, _, path = extract_task_module(self)
+        return str(Path(path).resolve().parents[module.count(".")]) if path else os.getcwd()
+
+
+TaskPlugins.register_pythontask_plugin(SkyPilot, SkyPilotFunctionTask)

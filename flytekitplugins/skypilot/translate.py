@@ -1,0 +1,36 @@
+"""Task template + `custom` -> SkyPilot task YAML dict -> `sky.Task`. Pure: no I/O, no SkyPilot calls."""
+
+import shlex
+from typing import Any, Dict
+
+from flytekit.models.task import TaskTemplate
+
+# pyflyte-execute exits 0 after a user exception unless this is set: the managed job must fail instead.
+FAIL_ON_ERROR = {"FLYTE_FAIL_ON_ERROR": "true"}
+
+
+def task_yaml(template: TaskTemplate, job_name: str) -> Dict[str, Any]:
+    """The SkyPilot task YAML of the managed job that runs `template`'s command as `job_name`."""
+    if template.container is None:
+        raise ValueError(
+            f"Task {template.id.name} has no container (a pod_template?): a SkyPilot task runs the "
+            "task's container command; remove pod_template from the task"
+        )
+    custom = template.custom or {}
+    task = dict(custom.get("task", {}))
+    task["name"] = job_name
+    task["run"] = shlex.join(template.container.args)
+    task["envs"] = {**(template.container.env or {}), **task.get("envs", {}), **FAIL_ON_ERROR}
+    resources = dict(task.get("resources", {}))
+    if not custom.get("on_host") and "image_id" not in resources:
+        resources["image_id"] = f"docker:{template.container.image}"
+    if resources:
+        task["resources"] = resources
+    return task
+
+
+def sky_task(config: Dict[str, Any]):
+    """The `sky.Task` SkyPilot builds from this YAML dict (its own validation included)."""
+    import sky
+
+    return sky.Task.from_yaml_config(config)

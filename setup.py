@@ -1,0 +1,27 @@
+from setuptools import find_namespace_packages, setup
+
+PLUGIN = "skypilot"
+
+setup(
+    name=f"flytekitplugins-{PLUGIN}",
+    version="0.1.0",
+    description="Run Flyte tasks as SkyPilot managed jobs on any cloud, Kubernetes or Slurm cluster",
+    long_description=open("README.md").read(),
+    long_description_content_type="text/markdown",
+    license="Apache-2.0",
+    packages=find_namespace_packages(include=[f"flytekitplugins.{PLUGIN}*"]),
+    python_requires=">=3.10",
+    install_requires=[
+        "flytekit>=1.16.0,<1.17",
+        "skypilot>=0.14.0,<0.15",
+        "grpcio>=1.60",
+        "protobuf>=4.25",
+        "pydantic>=2.6,<3",
+    ],
+    extras_require={"test": ["pytest>=8", "pytest-xdist>=3.5"]},
+    entry_points={"flytekit.plugins": [f"{PLUGIN}=flytekitplugins.{PLUGIN}"]},
+    classifiers=[
+        "Programming Language :: Python :: 3",
+        "Topic :: Scientific/Engineering :: Artificial Intelligence",
+    ],
+)

@@ -1,0 +1,203 @@
+#!/usr/bin/env bash
+# The local test bed: a real SkyPilot API server (consolidation mode) whose managed jobs run on a
+# single-node Slurm cluster on loopback. Debian and PyPI packages only; all traffic stays on 127.0.0.1.
+#
+#   bash testbed/bed.sh up       install what is missing, start everything (idempotent, quiet)
+#   bash testbed/bed.sh down     cancel leftover allocations, stop the API server and the daemons
+#   bash testbed/bed.sh status
+#   bash testbed/bed.sh env      print the client environment (eval "$(bash testbed/bed.sh env)")
+#
+# Knobs: BED_PREFIX (/opt/flyte-skypilot-bed), BED_PORT (46580), BED_SSH_PORT (2222), BED_USER (sky).
+#
+# TEST-BED-ONLY SHIMS (a real cluster with internet needs none of them), each marked "test-bed shim":
+#  1. SkyPilot's jobs controller HEADs https://8.8.8.8 / https://1.1.1.1 before polling a job
+#     (sky.backends.backend_utils._TEST_IP_LIST). A .pth import hook in the server venv points it at the
+#     server's own /api/health. Installed before the server first starts.
+#  2. The cluster runtime set-up pipes https://astral.sh/uv/install.sh into sh: a curl shim on the Slurm
+#     user's PATH answers that URL by linking the uv binary that PyPI ships.
+#  3. The runtime venv asks uv for `--python 3.10`, which uv would download: a uv wrapper maps it to
+#     /usr/bin/python3.
+#  4. Telemetry off (usage collection, Scarf) with its URLs pointed at a closed loopback port.
+#  5. Slurm cannot host a jobs controller: consolidation mode runs it inside the API server.
+set -euo pipefail
+
+CMD=${1:-up}
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+PREFIX=${BED_PREFIX:-/opt/flyte-skypilot-bed}
+PORT=${BED_PORT:-46580}
+SSH_PORT=${BED_SSH_PORT:-2222}
+SUSER=${BED_USER:-sky}
+SKY_VERSION=0.14.1
+SKY_HOME=$PREFIX/home          # the API server's HOME: the caller's ~/.sky is never touched
+VENV=$PREFIX/venv
+RUN=$PREFIX/run
+NODE=$(hostname -s)
+TELEMETRY_OFF="SKYPILOT_DISABLE_USAGE_COLLECTION=1 DO_NOT_TRACK=1 SCARF_NO_ANALYTICS=1 \
+SKYPILOT_USAGE_LOG_URL=http://127.0.0.1:9 SKYPILOT_SCARF_GATEWAY_URL=http://127.0.0.1:9"
+
+log() { printf '[bed %(%H:%M:%S)T] %s\n' -1 "$*"; }
+alive() { [ -f "$1" ] && kill -0 "$(cat "$1")" 2>/dev/null; }
+server_env() {
+  # shellcheck disable=SC2086
+  env HOME="$SKY_HOME" PATH="$VENV/bin:/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin" \
+    SKYPILOT_API_SERVER_LOCAL_PORT="$PORT" $TELEMETRY_OFF "$@"
+}
+client_env() {
+  echo "export SKYPILOT_API_SERVER_ENDPOINT=http://127.0.0.1:$PORT"
+  echo "export SKYPILOT_DISABLE_LOCAL_API_SERVER=1"
+  echo "export $TELEMETRY_OFF"
+  # Jobs on this bed run on this host: /tmp/shared is the same path for the client and the job.
+  echo "export FLYTE_SKYPILOT_SHARED_DIR=/tmp/shared/flyte"
+}
+
+debian_packages() {
+  local need=() p
+  for p in slurm-wlm munge openssh-server openssh-client rsync curl python3 python3-venv; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || need+=("$p")
+  done
+  [ ${#need[@]} -eq 0 ] && return
+  log "apt-get install ${need[*]}"
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
+}
+
+server_venv() {
+  if [ ! -x "$VENV/bin/sky" ] || ! "$VENV/bin/python" -c \
+      "import sky,sys; sys.exit(sky.__version__ != '$SKY_VERSION')" 2>/dev/null; then
+    log "creating $VENV (skypilot[slurm]==$SKY_VERSION)"
+    /usr/bin/python3 -m venv "$VENV"
+    "$VENV/bin/pip" install -q --disable-pip-version-check "skypilot[slurm]==$SKY_VERSION" uv
+  fi
+  # test-bed shim 1: the loopback probe hook, in place before the server ever starts.
+  local site
+  site=$("$VENV/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
+  sed "s|@PROBE_URL@|http://127.0.0.1:$PORT/api/health|" "$HERE/shims/bed_offline_probe.py" \
+    > "$site/bed_offline_probe.py"
+  echo "import bed_offline_probe" > "$site/bed_offline_probe.pth"
+  "$VENV/bin/python" -c "import sky.backends.backend_utils as b; \
+assert b._TEST_IP_LIST == ['http://127.0.0.1:$PORT/api/health'], b._TEST_IP_LIST"
+}
+
+user_shims() {
+  # test-bed shims 2 and 3, first on the Slurm user's PATH.
+  install -d "$PREFIX/bin"
+  install -m 755 "$VENV/bin/uv" "$PREFIX/bin/uv-real"
+  sed "s|@PREFIX@|$PREFIX|g" "$HERE/shims/uv" > "$PREFIX/bin/uv"
+  sed "s|@PREFIX@|$PREFIX|g" "$HERE/shims/curl" > "$PREFIX/bin/curl"
+  chmod 755 "$PREFIX/bin/uv" "$PREFIX/bin/curl"
+}
+
+slurm_user() {
+  id "$SUSER" >/dev/null 2>&1 || useradd -m -s /bin/bash "$SUSER"
+  usermod -p '*' "$SUSER"   # unlocked for key-only SSH
+  local uhome
+  uhome=$(getent passwd "$SUSER" | cut -d: -f6)
+  install -d -m 700 "$SKY_HOME/.ssh"
+  [ -f "$SKY_HOME/.ssh/slurm_local" ] || ssh-keygen -q -t ed25519 -N '' -f "$SKY_HOME/.ssh/slurm_local"
+  install -d -m 700 -o "$SUSER" -g "$SUSER" "$uhome/.ssh"
+  install -m 600 -o "$SUSER" -g "$SUSER" "$SKY_HOME/.ssh/slurm_local.pub" "$uhome/.ssh/authorized_keys"
+  cat > "$uhome/.bashrc" <<EOF
+# test bed: read by bash for ssh commands too; srun/sbatch pass it on to job steps.
+export PATH=$PREFIX/bin:/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin
+export SSL_CERT_FILE=/etc/ssl/certs/ca-certificates.crt
+export $TELEMETRY_OFF
+EOF
+  chown "$SUSER:$SUSER" "$uhome/.bashrc"
+  mkdir -p /tmp/shared && chmod 1777 /tmp/shared
+}
+
+slurm() {
+  getent hosts "$NODE" >/dev/null || echo "127.0.0.1 $NODE" >> /etc/hosts
+  mkdir -p /var/spool/slurmctld /var/spool/slurmd /var/log/slurm /run/munge /var/log/munge /var/lib/munge
+  chown munge:munge /run/munge /var/log/munge /var/lib/munge
+  [ -s /etc/munge/munge.key ] || dd if=/dev/urandom bs=1 count=1024 of=/etc/munge/munge.key 2>/dev/null
+  chown munge:munge /etc/munge/munge.key && chmod 400 /etc/munge/munge.key
+  sed -e "s|@NODE@|$NODE|g" -e "s|@RUN@|$RUN|g" "$HERE/slurm.conf.in" > /etc/slurm/slurm.conf
+  if ! alive "$RUN/munged.pid"; then
+    runuser -u munge -- /usr/sbin/munged --pid-file=/run/munge/munged.pid
+    sleep 1 && cp /run/munge/munged.pid "$RUN/munged.pid"
+  fi
+  munge -n | unmunge >/dev/null
+  alive "$RUN/slurmctld.pid" || /usr/sbin/slurmctld
+  alive "$RUN/slurmd.pid" || /usr/sbin/slurmd
+  for _ in $(seq 30); do sinfo -h -o %T 2>/dev/null | grep -qE 'idle|mix|alloc' && break; sleep 1; done
+  srun -N1 -t 1 hostname >/dev/null
+}
+
+sshd_login_node() {
+  ssh-keygen -A >/dev/null && mkdir -p /run/sshd
+  sed -e "s|@PORT@|$SSH_PORT|" -e "s|@RUN@|$RUN|" "$HERE/sshd_config.in" > /etc/ssh/sshd_config_flyte_bed
+  alive "$RUN/sshd.pid" || /usr/sbin/sshd -f /etc/ssh/sshd_config_flyte_bed
+  sleep 1
+  ssh -q -i "$SKY_HOME/.ssh/slurm_local" -p "$SSH_PORT" -o StrictHostKeyChecking=no \
+    -o UserKnownHostsFile=/dev/null "$SUSER@127.0.0.1" 'uv -V && sinfo -h' >/dev/null
+}
+
+api_server() {
+  mkdir -p "$SKY_HOME/.slurm" "$SKY_HOME/.sky/catalogs"
+  cp -r "$HERE/catalog/v8" "$SKY_HOME/.sky/catalogs/"   # accelerator names validate offline
+  cat > "$SKY_HOME/.slurm/config" <<EOF
+Host localcluster
+  HostName 127.0.0.1
+  Port $SSH_PORT
+  User $SUSER
+  IdentityFile $SKY_HOME/.ssh/slurm_local
+  StrictHostKeyChecking no
+  UserKnownHostsFile /dev/null
+EOF
+  cp "$HERE/sky_config.yaml" "$SKY_HOME/.sky/config.yaml"
+  client_env > "$PREFIX/client-env.sh"
+  if ! curl -sf "http://127.0.0.1:$PORT/api/health" >/dev/null; then
+    server_env sky api start >"$RUN/api_start.log" 2>&1 || { cat "$RUN/api_start.log"; exit 1; }
+  fi
+  server_env sky check slurm >"$RUN/sky_check.log" 2>&1 || true
+  grep -q "localcluster" "$RUN/sky_check.log" && grep -qi "enabled" "$RUN/sky_check.log" \
+    || { cat "$RUN/sky_check.log"; exit 1; }
+}
+
+up() {
+  [ "$(id -u)" = 0 ] || { echo "bed.sh up must run as root (it installs Debian packages)" >&2; exit 1; }
+  local t0=$SECONDS
+  mkdir -p "$RUN" "$SKY_HOME"
+  debian_packages; server_venv; user_shims; slurm_user
+  slurm; log "slurm: $(sinfo -h -o '%P %a %D %T')"
+  sshd_login_node
+  api_server
+  log "up in $((SECONDS - t0))s: SkyPilot API server http://127.0.0.1:$PORT (slurm/localcluster)"
+}
+
+down() {
+  if [ -x "$VENV/bin/sky" ]; then server_env sky api stop >/dev/null 2>&1 || true; fi
+  # The controllers are gone, so nothing relaunches the clusters: release their Slurm allocations and
+  # let their clean-up finish before slurmd goes away.
+  if alive "$RUN/slurmctld.pid"; then
+    scancel -u "$SUSER" 2>/dev/null || true
+    for _ in $(seq 60); do [ -z "$(squeue -h -u "$SUSER" 2>/dev/null)" ] && break; sleep 1; done
+  fi
+  local pid d
+  for pid in $(ss -tnpH state established "( dport = :$SSH_PORT )" 2>/dev/null \
+               | grep -o 'pid=[0-9]*' | cut -d= -f2 | sort -u); do
+    kill "$pid" 2>/dev/null || true   # SkyPilot's SSH ControlMaster muxes
+  done
+  for d in sshd slurmd slurmctld munged; do
+    if alive "$RUN/$d.pid"; then kill "$(cat "$RUN/$d.pid")" && sleep 1; fi
+    rm -f "$RUN/$d.pid"
+  done
+  log "down"
+}
+
+status() {
+  local d
+  for d in munged slurmctld slurmd sshd; do
+    if alive "$RUN/$d.pid"; then echo "$d: running"; else echo "$d: stopped"; fi
+  done
+  if curl -sf "http://127.0.0.1:$PORT/api/health"; then echo; else echo "api server: down"; fi
+}
+
+case "$CMD" in
+  up) up;;
+  down) down;;
+  status) status;;
+  env) client_env;;
+  *) echo "usage: $0 up|down|status|env" >&2; exit 2;;
+esac

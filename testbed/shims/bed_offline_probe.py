@@ -1,0 +1,38 @@
+"""Test-bed shim: point SkyPilot's internet probe at loopback.
+
+SkyPilot's jobs controller refuses to poll a job until a HEAD to one of
+sky.backends.backend_utils._TEST_IP_LIST (8.8.8.8, 1.1.1.1) succeeds. This machine
+may not reach them, so the list is replaced by the API server's own health URL as
+the module is imported. Loaded by bed_offline_probe.pth in the bed's server venv only.
+"""
+import importlib.abc
+import sys
+
+_TARGET = "sky.backends.backend_utils"
+_URL = "@PROBE_URL@"
+
+
+class _ProbeToLoopback(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path, target=None):
+        if name != _TARGET:
+            return None
+        for finder in sys.meta_path:
+            if finder is self or not hasattr(finder, "find_spec"):
+                continue
+            spec = finder.find_spec(name, path, target)
+            if spec is not None:
+                break
+        else:
+            return None
+        load = spec.loader.exec_module
+
+        def exec_module(module):
+            load(module)
+            module._TEST_IP_LIST = [_URL]
+
+        spec.loader.exec_module = exec_module
+        return spec
+
+
+if not any(isinstance(f, _ProbeToLoopback) for f in sys.meta_path):
+    sys.meta_path.insert(0, _ProbeToLoopback())
