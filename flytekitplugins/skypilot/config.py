@@ -19,8 +19,8 @@ RESOURCE_FIELDS = ("infra", "cpus", "memory", "accelerators", "disk_size", "use_
 class SkyPilot(BaseModel):
     """How a Flyte task runs as a SkyPilot managed job.
 
-    Field names and values are those of SkyPilot's task YAML (`resources:`, `num_nodes`, `envs`, `setup`,
-    `pool`). By default the job runs the task's container image (`image_id="docker:<task image>"`); set
+    Field names and values are those of SkyPilot's task YAML (`resources:`, `num_nodes`, `envs`, `setup`)
+    and of `sky jobs launch` (`pool`). By default the job runs the task's container image (`image_id="docker:<task image>"`); set
     `on_host=True` for clusters without a container runtime (e.g. Slurm without Pyxis): the task's command
     then runs directly on the hosts, which must provide flytekit and the task's code.
     """
@@ -111,10 +111,8 @@ class SkyPilot(BaseModel):
             task["envs"] = dict(self.envs)
         if self.setup:
             task["setup"] = self.setup
-        if self.pool:
-            task["pool"] = self.pool
         return task
 
     def to_custom(self) -> Dict[str, Any]:
-        """The task template's `custom`: the SkyPilot task YAML plus how the command runs."""
-        return {"task": self.to_task_yaml(), "on_host": self.on_host}
+        """The task template's `custom`: the SkyPilot task YAML, how the command runs, the pool to launch on."""
+        return {"task": self.to_task_yaml(), "on_host": self.on_host, "pool": self.pool}

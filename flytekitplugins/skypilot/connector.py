@@ -47,7 +47,8 @@ class SkyPilotConnector(AsyncConnectorBase):
         name = job_name(task_execution_metadata, output_prefix)
         config = translate.task_yaml(task_template, name)
         task = translate.sky_task(config)
-        request_id = await asyncio.to_thread(sky_api.launch, task, name, config.get("pool"))
+        pool = (task_template.custom or {}).get("pool")
+        request_id = await asyncio.to_thread(sky_api.launch, task, name, pool)
         logger.info(f"SkyPilot launch request {request_id} submitted for managed job {name}")
         return SkyPilotMetadata(name, request_id, output_prefix, sky_api.endpoint())
 

@@ -9,6 +9,7 @@ from flyteidl.core.execution_pb2 import TaskExecution
 # or invalid request (FAILED_PRECHECKS) is permanent; capacity and controller failures are retryable.
 JOB_PHASES: Dict[str, Tuple[int, str]] = {
     "PENDING": (TaskExecution.QUEUED, "queued in SkyPilot's managed-jobs queue"),
+    "SUBMITTED": (TaskExecution.QUEUED, "submitted"),  # older servers, briefly, before STARTING
     "STARTING": (TaskExecution.INITIALIZING, "provisioning"),
     "RUNNING": (TaskExecution.RUNNING, "running"),
     "RECOVERING": (TaskExecution.WAITING_FOR_RESOURCES, "recovering (relaunching after a preemption or failure)"),

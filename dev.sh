@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# One command per job on a fresh machine (Debian 12, root):
+#   bash dev.sh example   set up everything, run examples/hello.py as a real SkyPilot managed job on the local bed
+#   bash dev.sh test      set up everything, run every test (the real-bed ones included)
+#   bash dev.sh setup     only set up: the test bed and .venv
+# Extra arguments go to pyflyte run (example) or pytest (test).
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")"
+ROOT=$(pwd)
+
+quiet() {  # run, show the output only if it fails
+  local out
+  out=$(mktemp)
+  "$@" >"$out" 2>&1 || { grep -v "is ignored" "$out" >&2; rm -f "$out"; return 1; }
+  rm -f "$out"
+}
+
+setup() {
+  bash testbed/bed.sh up
+  # The jobs on the bed run as the Slurm user on this host and use this venv, so it is built on the system
+  # python (root's own pythons may live under /root, which other users cannot read).
+  [ -x .venv/bin/python ] || quiet /usr/bin/python3 -m venv .venv
+  quiet .venv/bin/pip install --disable-pip-version-check -c constraints.txt -e '.[test]'
+  if ! runuser -u "${BED_USER:-sky}" -- test -r "$ROOT/flytekitplugins/skypilot/__init__.py"; then
+    echo "The bed's jobs run as user ${BED_USER:-sky} and cannot read $ROOT: clone the project into a" \
+         "directory other users can read (e.g. /opt or /work)" >&2
+    exit 1
+  fi
+}
+
+cmd=${1:-}
+shift || true
+case "$cmd" in
+  setup) setup;;
+  example)
+    setup
+    eval "$(bash testbed/bed.sh env)"
+    cd examples && exec ../.venv/bin/pyflyte run hello.py hello_wf --name skypilot --times 2 "$@";;
+  test)
+    setup
+    eval "$(bash testbed/bed.sh env)"
+    exec .venv/bin/python -m pytest "$@";;
+  *) echo "usage: bash dev.sh example|test|setup [args]" >&2; exit 2;;
+esac

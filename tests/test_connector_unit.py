@@ -1,0 +1,63 @@
+"""Job names, resource meta and the shared-filesystem rules, without a SkyPilot server."""
+
+import os
+import stat
+
+import pytest
+from flytekit.models.core.identifier import (
+    Identifier,
+    NodeExecutionIdentifier,
+    ResourceType,
+    TaskExecutionIdentifier,
+    WorkflowExecutionIdentifier,
+)
+from flytekit.models.task import TaskExecutionMetadata
+
+from flytekitplugins.skypilot import SkyPilotMetadata, shared_fs
+from flytekitplugins.skypilot.connector import job_name
+
+
+def _meta(execution: str, node: str, retry: int) -> TaskExecutionMetadata:
+    tid = TaskExecutionIdentifier(
+        task_id=Identifier(ResourceType.TASK, "proj", "dev", "wf.train", "v1"),
+        node_execution_id=NodeExecutionIdentifier(node, WorkflowExecutionIdentifier("proj", "dev", execution)),
+        retry_attempt=retry,
+    )
+    return TaskExecutionMetadata(tid, "ns", {}, {}, "sa", {}, None)
+
+
+def test_job_name_is_deterministic_per_attempt_and_readable():
+    a = job_name(_meta("abc123", "n0", 0), "s3://b/x")
+    assert a == job_name(_meta("abc123", "n0", 0), "s3://b/other")
+    assert a != job_name(_meta("abc123", "n0", 1), "s3://b/x")
+    assert a != job_name(_meta("abc124", "n0", 0), "s3://b/x")
+    assert a.startswith("flyte-abc123-n0-0-") and len(a) <= 63
+
+
+def test_local_job_name_comes_from_the_output_prefix():
+    assert job_name(None, "/tmp/a") == job_name(None, "/tmp/a") != job_name(None, "/tmp/b")
+
+
+def test_resource_meta_is_small_json_without_secrets():
+    meta = SkyPilotMetadata("flyte-x", "req-1", "s3://bucket/prefix", "http://sky:46580")
+    assert SkyPilotMetadata.decode(meta.encode()) == meta
+    assert len(meta.encode()) < 300
+
+
+def test_local_prefix_outside_a_shared_dir_is_refused_with_the_fix(monkeypatch, tmp_path):
+    monkeypatch.delenv(shared_fs.SHARED_DIR_ENV, raising=False)
+    with pytest.raises(ValueError, match="--raw-output-data-prefix s3://"):
+        shared_fs.open_to_job(str(tmp_path / "out"))
+    monkeypatch.setenv(shared_fs.SHARED_DIR_ENV, str(tmp_path / "shared"))
+    with pytest.raises(ValueError, match=shared_fs.SHARED_DIR_ENV):
+        shared_fs.open_to_job(str(tmp_path / "elsewhere"))
+    shared_fs.open_to_job("s3://bucket/anything")  # remote storage is the job's to reach
+
+
+def test_local_prefix_in_the_shared_dir_is_opened_to_the_jobs_user(monkeypatch, tmp_path):
+    monkeypatch.setenv(shared_fs.SHARED_DIR_ENV, str(tmp_path))
+    run = tmp_path / "run"
+    run.mkdir(mode=0o700)
+    shared_fs.open_to_job(f"file://{run}/abc")
+    assert stat.S_IMODE(os.stat(run / "abc").st_mode) == 0o777
+    assert os.stat(run).st_mode & stat.S_IXOTH
