@@ -130,6 +130,8 @@ def queue(job_ids: Sequence[int]) -> Dict[int, Dict[str, Any]]:
     for record in records:
         rec = {k: record.get(k) for k in QUEUE_FIELDS}
         rec["status"] = getattr(rec["status"], "value", rec["status"])
+        if rec.get("failure_reason"):
+            rec["failure_reason"] = clean(rec["failure_reason"])
         out[int(rec["job_id"])] = rec
     return out
 

@@ -1,0 +1,55 @@
+"""What propeller does around a connector call: render the template, write inputs.pb, name the attempt."""
+
+import os
+import uuid
+from typing import Any, Dict, Optional, Tuple
+
+from flytekit import FlyteContextManager
+from flytekit.configuration import ImageConfig, SerializationSettings
+from flytekit.core.type_engine import TypeEngine
+from flytekit.core.utils import load_proto_from_file, write_proto_to_file
+from flytekit.extend.backend.utils import render_task_template
+from flytekit.models.core.identifier import (
+    Identifier,
+    NodeExecutionIdentifier,
+    ResourceType,
+    TaskExecutionIdentifier,
+    WorkflowExecutionIdentifier,
+)
+from flytekit.models.literals import LiteralMap
+from flytekit.models.task import TaskExecutionMetadata, TaskTemplate
+from flytekit.tools.translator import get_serializable
+from flyteidl.core import literals_pb2
+
+from flytekitplugins.skypilot import shared_fs
+
+
+def prepare(task, inputs: Dict[str, Any], retry: int = 0) -> Tuple[TaskTemplate, str, TaskExecutionMetadata]:
+    """A rendered template, an output prefix holding inputs.pb, and the metadata of one task attempt."""
+    settings = SerializationSettings(image_config=ImageConfig.auto_default_image())
+    template = get_serializable({}, settings, task).template
+    if task.task_config.on_host:  # a shared-filesystem deployment gives the job this environment
+        template.container._env = {**(template.container.env or {}), **shared_fs.host_env(task._source_root())}
+    output_prefix = os.path.join(shared_fs.run_data_dir(), uuid.uuid4().hex[:8])
+    os.makedirs(output_prefix)
+    ctx = FlyteContextManager.current_context()
+    literals = TypeEngine.dict_to_literal_map(ctx, inputs, task.get_input_types())
+    write_proto_to_file(literals.to_flyte_idl(), os.path.join(output_prefix, "inputs.pb"))
+    template = render_task_template(template, output_prefix)
+    return template, output_prefix, execution_metadata(f"e{uuid.uuid4().hex[:10]}", "n0", retry)
+
+
+def execution_metadata(execution: str, node: str, retry: int) -> TaskExecutionMetadata:
+    tid = TaskExecutionIdentifier(
+        task_id=Identifier(ResourceType.TASK, "flytesnacks", "development", "tests.task", "v1"),
+        node_execution_id=NodeExecutionIdentifier(node, WorkflowExecutionIdentifier("flytesnacks", "development", execution)),
+        retry_attempt=retry,
+    )
+    return TaskExecutionMetadata(tid, "flytesnacks-development", {}, {}, "default", {}, None)
+
+
+def outputs(output_prefix: str, task) -> Optional[Dict[str, Any]]:
+    """The task's outputs as Python values, read from outputs.pb as propeller does."""
+    proto = load_proto_from_file(literals_pb2.LiteralMap, os.path.join(output_prefix, "outputs.pb"))
+    ctx = FlyteContextManager.current_context()
+    return TypeEngine.literal_map_to_kwargs(ctx, LiteralMap.from_flyte_idl(proto), task.python_interface.outputs)

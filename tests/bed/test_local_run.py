@@ -1,0 +1,48 @@
+"""`pyflyte run` of SkyPilot tasks on the real bed: outputs, user errors, unplaceable requests."""
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+from conftest import queue_by_name
+
+ROOT = Path(__file__).resolve().parents[2]
+PYFLYTE = str(Path(sys.executable).parent / "pyflyte")
+JOB_NAME = re.compile(r"flyte-local-[0-9a-f]{10}")
+
+
+def pyflyte_run(path: Path, workflow: str, *args: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, "COLUMNS": "400"}  # keep rich from wrapping the messages we look for
+    return subprocess.run([PYFLYTE, "run", path.name, workflow, *args], cwd=path.parent, env=env,
+                          capture_output=True, text=True, timeout=900)
+
+
+def test_example_workflow_returns_the_value_computed_in_the_job():
+    result = pyflyte_run(ROOT / "examples" / "hello.py", "hello_wf", "--name", "bed", "--times", "3")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "hello bed hello bed hello bed" in result.stdout
+    name = JOB_NAME.search(result.stdout).group(0)  # the job reports its own SkyPilot task id
+    assert [r["status"].value for r in queue_by_name(name)] == ["SUCCEEDED"]
+
+
+def test_user_exception_fails_the_run_with_the_users_message():
+    result = pyflyte_run(ROOT / "tests" / "bed" / "tasks.py", "boom_wf")
+    out = result.stdout + result.stderr
+    assert result.returncode != 0
+    assert "ValueError" in out and "boom" in out, out
+    assert "user program failure" in out  # SkyPilot's own reason, beside the user's
+    name = JOB_NAME.search(out).group(0)
+    assert [r["status"].value for r in queue_by_name(name)] == ["FAILED"]
+
+
+def test_unplaceable_task_fails_with_skypilots_reason_and_leaves_no_job():
+    result = pyflyte_run(ROOT / "tests" / "bed" / "tasks.py", "h100_wf")
+    out = result.stdout + result.stderr
+    assert result.returncode != 0
+    assert "SkyPilot cannot run this request" in out and "H100" in out, out
+    assert "\x1b[" not in out.split("SkyPilot cannot run this request", 1)[1]  # SkyPilot's colours stripped
+    # SkyPilot records the request as a job that failed its prechecks: nothing is left running or queued.
+    name = JOB_NAME.search(out).group(0)
+    assert [r["status"].value for r in queue_by_name(name)] == ["FAILED_PRECHECKS"]
