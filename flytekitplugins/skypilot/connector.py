@@ -13,7 +13,7 @@ from flytekit.extend.backend.base_connector import AsyncConnectorBase, Connector
 from flytekit.models.literals import LiteralMap
 from flytekit.models.task import TaskExecutionMetadata, TaskTemplate
 
-from . import shared_fs, sky_api, status, translate
+from . import cancel, shared_fs, sky_api, status, translate
 from .tracker import TRACKER
 
 TASK_TYPE = "skypilot"
@@ -49,6 +49,7 @@ class SkyPilotConnector(AsyncConnectorBase):
         task = translate.sky_task(config)
         pool = (task_template.custom or {}).get("pool")
         request_id = await asyncio.to_thread(sky_api.launch, task, name, pool)
+        TRACKER.watch(request_id)
         logger.info(f"SkyPilot launch request {request_id} submitted for managed job {name}")
         return SkyPilotMetadata(name, request_id, output_prefix, sky_api.endpoint())
 
@@ -67,19 +68,7 @@ class SkyPilotConnector(AsyncConnectorBase):
         return Resource(phase=phase, message=message, log_links=links)
 
     async def delete(self, resource_meta: SkyPilotMetadata, **kwargs) -> None:
-        await asyncio.to_thread(_cancel, resource_meta)
-
-
-def _cancel(meta: SkyPilotMetadata) -> None:
-    """Cancels the launch request while in flight and the job once it exists; idempotent."""
-    launch = TRACKER.launch(meta.request_id)
-    if launch.job_id is None and launch.state in ("PENDING", "RUNNING"):
-        sky_api.cancel_request(meta.request_id)
-        TRACKER.forget(meta.request_id, None)
-        launch = TRACKER.launch(meta.request_id)  # the launch may have won the race
-    if launch.job_id is not None:
-        sky_api.cancel_jobs([launch.job_id])
-    TRACKER.forget(meta.request_id, launch.job_id)
+        await asyncio.to_thread(cancel.cancel, resource_meta.request_id, resource_meta.job_name)
 
 
 def job_name(meta: Optional[TaskExecutionMetadata], output_prefix: str) -> str:

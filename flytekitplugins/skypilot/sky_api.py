@@ -109,12 +109,12 @@ def launched_job_id(request_id: str) -> int:
     return int(job_ids)
 
 
-def cancel_request(request_id: str) -> None:
+def cancel_request(request_id: str, wait_seconds: float = 3.0) -> None:
     """Aborts a launch request still queued or running in the API server."""
     import sky
 
     with _server():
-        sky.api_cancel(request_id, silent=True)
+        _wait(sky.api_cancel(request_id, silent=True), wait_seconds)
 
 
 def queue(job_ids: Sequence[int]) -> Dict[int, Dict[str, Any]]:
@@ -144,6 +144,14 @@ def cancel_jobs(job_ids: List[int], wait_seconds: float = 6.0) -> None:
         return
     with _server():
         _wait(jobs.cancel(job_ids=job_ids), wait_seconds)
+
+
+def cancel_by_name(job_name: str, wait_seconds: float = 6.0) -> None:
+    """Cancels the managed jobs named `job_name`, if there are any."""
+    from sky import jobs
+
+    with _server():
+        _wait(jobs.cancel(name=job_name), wait_seconds)
 
 
 def _wait(request_id: str, seconds: float) -> None:

@@ -15,6 +15,8 @@ from . import sky_api
 
 # Jobs nobody has asked about for this long are dropped (their Flyte task is gone).
 _FORGET_AFTER_S = 900.0
+_NEW = "NEW"  # signed up, not polled yet
+_IN_FLIGHT = (_NEW, "PENDING", "RUNNING")
 
 
 @dataclass
@@ -31,6 +33,7 @@ class Tracker:
         self.max_age = max_age
         self.calls = 0  # SkyPilot calls made, for benchmarks and tests
         self._lock = threading.Lock()  # one SkyPilot round at a time; waiters reuse its result
+        self._registry = threading.Lock()  # guards sign-ups, so a waiting caller's id joins the next round
         self._launches: Dict[str, Launch] = {}  # request id -> resolved outcome (final ones only)
         self._request_states: Dict[str, str] = {}
         self._requests_at = float("-inf")
@@ -38,23 +41,31 @@ class Tracker:
         self._records_at = float("-inf")
         self._asked: Dict[int, float] = {}  # tracked job id -> when a get() last asked
 
-    def launch(self, request_id: str) -> Launch:
+    def watch(self, request_id: str) -> None:
+        """Signs a launch request up for the next round of request polling."""
+        with self._registry:
+            if request_id not in self._launches:
+                self._request_states.setdefault(request_id, _NEW)
+
+    def launch(self, request_id: str, fresh: bool = False) -> Launch:
         """The outcome of a launch request so far (cached once it is final)."""
+        self.watch(request_id)
         with self._lock:
             if request_id in self._launches:
                 return self._launches[request_id]
-            if request_id not in self._request_states or self._stale(self._requests_at):
-                self._poll_requests(request_id)
+            if fresh or self._request_states.get(request_id) == _NEW or self._stale(self._requests_at):
+                self._poll_requests()
             state = self._request_states.get(request_id, "UNKNOWN")
-            if state in ("PENDING", "RUNNING"):
+            if state in _IN_FLIGHT:
                 return Launch(state)
             return self._settle(request_id, state)
 
     def job(self, job_id: int) -> Optional[dict]:
         """The latest queue record of a managed job, from a snapshot at most `max_age` old."""
         now = time.monotonic()
-        with self._lock:
+        with self._registry:
             self._asked[job_id] = now
+        with self._lock:
             record = self._records.get(job_id)
             if record is not None and _terminal(record):
                 return record
@@ -63,7 +74,7 @@ class Tracker:
             return self._records.get(job_id)
 
     def forget(self, request_id: str, job_id: Optional[int]) -> None:
-        with self._lock:
+        with self._lock, self._registry:
             self._launches.pop(request_id, None)
             self._request_states.pop(request_id, None)
             if job_id is not None:
@@ -73,9 +84,9 @@ class Tracker:
     def _stale(self, at: float) -> bool:
         return time.monotonic() - at > self.max_age
 
-    def _poll_requests(self, request_id: str) -> None:
-        pending = {r for r, s in self._request_states.items() if s in ("PENDING", "RUNNING")}
-        pending.add(request_id)
+    def _poll_requests(self) -> None:
+        with self._registry:
+            pending = {r for r, s in self._request_states.items() if s in _IN_FLIGHT}
         self.calls += 1
         states = sky_api.request_states(sorted(pending))
         self._request_states.update(states)
@@ -96,11 +107,12 @@ class Tracker:
         return outcome
 
     def _poll_jobs(self, now: float) -> None:
-        for job_id, at in list(self._asked.items()):
-            if now - at > _FORGET_AFTER_S:
-                del self._asked[job_id]
-                self._records.pop(job_id, None)
-        live: Set[int] = {j for j in self._asked if j not in self._records or not _terminal(self._records[j])}
+        with self._registry:
+            for job_id, at in list(self._asked.items()):
+                if now - at > _FORGET_AFTER_S:
+                    del self._asked[job_id]
+                    self._records.pop(job_id, None)
+            live: Set[int] = {j for j in self._asked if j not in self._records or not _terminal(self._records[j])}
         self.calls += 1
         self._records.update(sky_api.queue(sorted(live)))
         self._records_at = time.monotonic()

@@ -1,0 +1,92 @@
+"""Cancelling a task's managed job at any stage, including while its launch request is still in flight.
+
+A launch request that is aborted late may still have created its job (SkyPilot reports the request
+CANCELLED, the job runs on). So after aborting the request we also cancel by the task's deterministic job
+name; a request still unsettled when delete must return is handed to a background sweeper that does the
+same once it settles.
+"""
+
+import threading
+import time
+from typing import Dict, Tuple
+
+from flytekit import logger
+
+from . import sky_api
+from .tracker import TRACKER
+
+_SETTLE_WAIT_S = 4.0  # how long delete waits for an aborted launch to settle (propeller allows 10 s)
+_SWEEP_EVERY_S = 5.0
+_GIVE_UP_AFTER_S = 3600.0
+
+
+def cancel(request_id: str, job_name: str) -> None:
+    """Idempotent: a job that never started, already ended or was already cancelled is fine."""
+    launch = TRACKER.launch(request_id, fresh=True)
+    if launch.job_id is None and launch.state in ("NEW", "PENDING", "RUNNING"):
+        sky_api.cancel_request(request_id)
+        launch = _settled(request_id)
+    if launch.job_id is not None:
+        sky_api.cancel_jobs([launch.job_id])
+    elif launch.state in ("NEW", "PENDING", "RUNNING"):
+        _SWEEPER.add(request_id, job_name)
+        return
+    else:
+        sky_api.cancel_by_name(job_name)  # a job the aborted request created before it stopped
+    TRACKER.forget(request_id, launch.job_id)
+
+
+def _settled(request_id: str):
+    deadline = time.monotonic() + _SETTLE_WAIT_S
+    while True:
+        launch = TRACKER.launch(request_id, fresh=True)
+        if launch.state not in ("NEW", "PENDING", "RUNNING") or time.monotonic() > deadline:
+            return launch
+        time.sleep(0.5)
+
+
+class _Sweeper:
+    """Cancels the jobs of deleted tasks whose launch requests settle after delete returned."""
+
+    def __init__(self) -> None:
+        self._pending: Dict[str, Tuple[str, float]] = {}
+        self._lock = threading.Lock()
+        self._thread = None
+
+    def add(self, request_id: str, job_name: str) -> None:
+        with self._lock:
+            self._pending[request_id] = (job_name, time.monotonic())
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(target=self._run, name="skypilot-cancel-sweeper", daemon=True)
+                self._thread.start()
+
+    def _run(self) -> None:
+        while True:
+            time.sleep(_SWEEP_EVERY_S)
+            with self._lock:
+                pending = dict(self._pending)
+            if not pending:
+                return
+            for request_id, (job_name, since) in pending.items():
+                try:
+                    done = self._sweep(request_id, job_name, since)
+                except sky_api.SkyPilotUnavailable as e:
+                    logger.warning(f"cancel of {job_name} deferred: {e}")
+                    done = False
+                if done:
+                    with self._lock:
+                        self._pending.pop(request_id, None)
+
+    @staticmethod
+    def _sweep(request_id: str, job_name: str, since: float) -> bool:
+        launch = TRACKER.launch(request_id, fresh=True)
+        if launch.state in ("NEW", "PENDING", "RUNNING"):
+            return time.monotonic() - since > _GIVE_UP_AFTER_S
+        if launch.job_id is not None:
+            sky_api.cancel_jobs([launch.job_id])
+        sky_api.cancel_by_name(job_name)
+        TRACKER.forget(request_id, launch.job_id)
+        return True
+
+
+_SWEEPER = _Sweeper()

@@ -1,0 +1,68 @@
+"""The connector's create / get / delete against the real API server, as propeller calls them."""
+
+import asyncio
+import time
+
+from conftest import queue_by_name, run, wait_for
+from flyteidl.core.execution_pb2 import TaskExecution
+from propeller import prepare
+
+from flytekitplugins.skypilot import SkyPilotConnector, SkyPilotMetadata, sky_api
+from flytekitplugins.skypilot.tracker import TRACKER
+from tasks import sleep
+
+CONNECTOR = SkyPilotConnector()
+
+
+def create(task, inputs, retry=0) -> SkyPilotMetadata:
+    template, prefix, metadata = prepare(task, inputs, retry)
+    started = time.monotonic()
+    meta = run(CONNECTOR.create(template, prefix, None, metadata))
+    assert time.monotonic() - started < 5, "CreateTask must return well inside propeller's 10 s"
+    return SkyPilotMetadata.decode(meta.encode())  # what propeller stores and hands back
+
+
+def test_delete_of_a_running_task_cancels_its_job():
+    meta = create(sleep, {"seconds": 600})
+    wait_for(lambda: run(CONNECTOR.get(meta)).phase == TaskExecution.RUNNING, 300, what="RUNNING")
+    started = time.monotonic()
+    run(CONNECTOR.delete(meta))
+    assert time.monotonic() - started < 10, "DeleteTask must return inside propeller's 10 s"
+    wait_for(lambda: [r["status"].value for r in queue_by_name(meta.job_name)] == ["CANCELLED"], 120,
+             what="the job to reach CANCELLED")
+    run(CONNECTOR.delete(meta))  # idempotent: a second delete of an ended job is fine
+
+
+def test_delete_while_the_launch_request_is_in_flight_leaves_no_job():
+    meta = create(sleep, {"seconds": 600})
+    run(CONNECTOR.delete(meta))  # at once: the launch request is still queued or running
+    def settled():
+        records = queue_by_name(meta.job_name)
+        return not records or [r["status"].value for r in records] == ["CANCELLED"]
+    wait_for(settled, 120, what="no job, or a CANCELLED one")
+    time.sleep(10)
+    assert all(r["status"].value == "CANCELLED" for r in queue_by_name(meta.job_name))
+
+
+def test_many_gets_share_one_skypilot_call_per_cycle(monkeypatch):
+    calls = {"queue": 0, "request_states": 0}
+    for name in calls:
+        real = getattr(sky_api, name)
+        def spy(*a, _real=real, _name=name, **k):
+            calls[_name] += 1
+            return _real(*a, **k)
+        monkeypatch.setattr(sky_api, name, spy)
+    metas = [create(sleep, {"seconds": 1}) for _ in range(3)]
+    try:
+        async def all_gets():
+            return await asyncio.gather(*(CONNECTOR.get(m) for m in metas for _ in range(8)))
+        resources = run(all_gets())
+        assert len(resources) == 24
+        assert calls["request_states"] == 1, calls  # 24 gets, one api_status for all three launches
+        assert calls["queue"] <= 1, calls
+        phases = {r.phase for r in resources}
+        assert phases <= {TaskExecution.INITIALIZING, TaskExecution.QUEUED, TaskExecution.RUNNING}, phases
+    finally:
+        for m in metas:
+            run(CONNECTOR.delete(m))
+    assert TRACKER.max_age > 0
