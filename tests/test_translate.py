@@ -6,6 +6,7 @@ import pytest
 import sky
 from flytekit import task
 from flytekit.configuration import Image, ImageConfig, SerializationSettings
+from flytekit.models.task import TaskTemplate
 from flytekit.tools.translator import get_serializable
 
 from flytekitplugins.skypilot import SkyPilot
@@ -19,7 +20,8 @@ def _template(config: SkyPilot, **task_kwargs):
     def work(x: int) -> int:
         return x
 
-    return get_serializable({}, SETTINGS, work).template
+    template = get_serializable({}, SETTINGS, work).template
+    return TaskTemplate.from_flyte_idl(template.to_flyte_idl())  # as propeller hands it over (ints -> floats)
 
 
 def _same(a: sky.Task, b: sky.Task) -> None:
@@ -78,5 +80,8 @@ def test_each_field_matches_skypilots_own_yaml(config, yaml_resources):
     _same(built, expected)
 
 
-def test_num_nodes_reach_the_task():
-    assert sky_task(task_yaml(_template(SkyPilot(num_nodes=3)), "j")).num_nodes == 3
+def test_numbers_survive_protobuf():
+    built = sky_task(task_yaml(_template(SkyPilot(num_nodes=3, disk_size=64, accelerators={"A100": 2})), "j"))
+    assert built.num_nodes == 3
+    res = next(iter(built.resources))
+    assert res.disk_size == 64 and res.accelerators == {"A100": 2}

@@ -16,7 +16,7 @@ def task_yaml(template: TaskTemplate, job_name: str) -> Dict[str, Any]:
             f"Task {template.id.name} has no container (a pod_template?): a SkyPilot task runs the "
             "task's container command; remove pod_template from the task"
         )
-    custom = template.custom or {}
+    custom = _integral(template.custom or {})
     task = dict(custom.get("task", {}))
     task["name"] = job_name
     task["run"] = shlex.join(template.container.args)
@@ -27,6 +27,17 @@ def task_yaml(template: TaskTemplate, job_name: str) -> Dict[str, Any]:
     if resources:
         task["resources"] = resources
     return task
+
+
+def _integral(value: Any) -> Any:
+    """Undoes protobuf Struct's int -> float (`num_nodes: 2` arrives as 2.0, which SkyPilot refuses)."""
+    if isinstance(value, dict):
+        return {k: _integral(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_integral(v) for v in value]
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
 
 
 def sky_task(config: Dict[str, Any]):
