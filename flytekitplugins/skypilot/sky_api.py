@@ -5,10 +5,10 @@ Errors leave this module as one of three kinds: `SkyPilotUnavailable` (the serve
 refuses us), `LaunchFailed` (SkyPilot rejected or could not run a launch request) or `LaunchCancelled`.
 """
 
-import contextlib
+import functools
 import os
 import re
-from typing import Any, Dict, Iterator, List, Optional, Sequence
+from typing import Any, Callable, Dict, List, Optional, Sequence
 
 # A connector must never start an API server of its own: a missing endpoint is a deployment error.
 os.environ["SKYPILOT_DISABLE_LOCAL_API_SERVER"] = "1"
@@ -44,63 +44,72 @@ def endpoint() -> str:
     return common.get_server_url()
 
 
-@contextlib.contextmanager
-def _server() -> Iterator[None]:
-    """Turns the SDK's many ways of saying "no server" into one error that names the endpoint."""
+def _unavailable_errors() -> tuple:
     import requests
     from sky import exceptions
 
-    try:
-        yield
-    except (exceptions.ApiServerConnectionError, requests.exceptions.ConnectionError,
-            requests.exceptions.Timeout) as e:
-        raise SkyPilotUnavailable(
-            f"SkyPilot API server {endpoint()} is unreachable ({type(e).__name__}); check that it is running "
-            "and that SKYPILOT_API_SERVER_ENDPOINT points at it"
-        ) from None
-    except exceptions.ApiServerAuthenticationError:
-        raise SkyPilotUnavailable(
-            f"SkyPilot API server {endpoint()} refused the credentials; set SKYPILOT_SERVICE_ACCOUNT_TOKEN "
-            "to a valid service-account token"
-        ) from None
+    return (exceptions.ApiServerConnectionError, requests.exceptions.ConnectionError, requests.exceptions.Timeout)
 
 
+def _on_server(fn: Callable) -> Callable:
+    """Turns the SDK's many ways of saying "no server" into one error that names the endpoint."""
+
+    @functools.wraps(fn)
+    def call(*args, **kwargs):
+        from sky import exceptions
+
+        try:
+            return fn(*args, **kwargs)
+        except _unavailable_errors() as e:
+            raise SkyPilotUnavailable(
+                f"SkyPilot API server {endpoint()} is unreachable ({type(e).__name__}); check that it is running "
+                "and that SKYPILOT_API_SERVER_ENDPOINT points at it"
+            ) from None
+        except exceptions.ApiServerAuthenticationError:
+            raise SkyPilotUnavailable(
+                f"SkyPilot API server {endpoint()} refused the credentials; set SKYPILOT_SERVICE_ACCOUNT_TOKEN "
+                "to a valid service-account token"
+            ) from None
+
+    return call
+
+
+@_on_server
 def launch(task: Any, name: str, pool: Optional[str] = None) -> str:
     """Submits `task` as a managed job; returns the launch request id at once (the launch resolves later)."""
     from sky import jobs
 
-    with _server():
-        try:
-            return jobs.launch(task, name=name, pool=pool, job_group=None)
-        except (ValueError, TypeError) as e:  # validated by the server before the request is queued
-            raise LaunchFailed(clean(e)) from None
+    try:
+        return jobs.launch(task, name=name, pool=pool, job_group=None)
+    except (ValueError, TypeError) as e:  # validated by the server before the request is queued
+        raise LaunchFailed(clean(e)) from None
 
 
+@_on_server
 def request_states(request_ids: Sequence[str]) -> Dict[str, str]:
     """Status (PENDING, RUNNING, SUCCEEDED, FAILED, CANCELLED) of each known request, in one call."""
     import sky
 
     if not request_ids:
         return {}
-    with _server():
-        payloads = sky.api_status(list(request_ids), all_status=True, fields=["request_id", "status"])
+    payloads = sky.api_status(list(request_ids), all_status=True, fields=["request_id", "status"])
     return {p.request_id: str(p.status).rsplit(".", 1)[-1] for p in payloads}
 
 
+@_on_server
 def launched_job_id(request_id: str) -> int:
     """The job id a finished launch request created; raises LaunchFailed / LaunchCancelled otherwise."""
     import sky
     from sky import exceptions
 
-    with _server():
-        try:
-            result = sky.get(request_id)
-        except exceptions.RequestCancelled:
-            raise LaunchCancelled(f"launch request {request_id} was cancelled") from None
-        except SkyPilotUnavailable:
-            raise
-        except Exception as e:  # the server re-raises the launch's own exception here
-            raise LaunchFailed(f"{type(e).__name__}: {clean(e)}") from None
+    try:
+        result = sky.get(request_id)
+    except exceptions.RequestCancelled:
+        raise LaunchCancelled(f"launch request {request_id} was cancelled") from None
+    except _unavailable_errors():
+        raise
+    except Exception as e:  # the server re-raises the launch's own exception here
+        raise LaunchFailed(f"{type(e).__name__}: {clean(e)}") from None
     job_ids = result[0] if isinstance(result, tuple) else result  # older servers return a bare id
     if isinstance(job_ids, (list, tuple)):
         job_ids = job_ids[0] if job_ids else None
@@ -109,14 +118,15 @@ def launched_job_id(request_id: str) -> int:
     return int(job_ids)
 
 
+@_on_server
 def cancel_request(request_id: str, wait_seconds: float = 3.0) -> None:
     """Aborts a launch request still queued or running in the API server."""
     import sky
 
-    with _server():
-        _wait(sky.api_cancel(request_id, silent=True), wait_seconds)
+    _wait(sky.api_cancel(request_id, silent=True), wait_seconds)
 
 
+@_on_server
 def queue(job_ids: Sequence[int]) -> Dict[int, Dict[str, Any]]:
     """Records of these managed jobs, by job id, in one queue_v2 call."""
     import sky
@@ -124,8 +134,7 @@ def queue(job_ids: Sequence[int]) -> Dict[int, Dict[str, Any]]:
 
     if not job_ids:
         return {}
-    with _server():
-        records = sky.get(jobs.queue_v2(refresh=False, all_users=True, job_ids=list(job_ids), fields=QUEUE_FIELDS))[0]
+    records = sky.get(jobs.queue_v2(refresh=False, all_users=True, job_ids=list(job_ids), fields=QUEUE_FIELDS))[0]
     out = {}
     for record in records:
         rec = {k: record.get(k) for k in QUEUE_FIELDS}
@@ -136,22 +145,22 @@ def queue(job_ids: Sequence[int]) -> Dict[int, Dict[str, Any]]:
     return out
 
 
+@_on_server
 def cancel_jobs(job_ids: List[int], wait_seconds: float = 6.0) -> None:
     """Cancels managed jobs (a no-op for unknown or finished ones); waits briefly for SkyPilot to accept."""
     from sky import jobs
 
     if not job_ids:
         return
-    with _server():
-        _wait(jobs.cancel(job_ids=job_ids), wait_seconds)
+    _wait(jobs.cancel(job_ids=job_ids), wait_seconds)
 
 
+@_on_server
 def cancel_by_name(job_name: str, wait_seconds: float = 6.0) -> None:
     """Cancels the managed jobs named `job_name`, if there are any."""
     from sky import jobs
 
-    with _server():
-        _wait(jobs.cancel(name=job_name), wait_seconds)
+    _wait(jobs.cancel(name=job_name), wait_seconds)
 
 
 def _wait(request_id: str, seconds: float) -> None:

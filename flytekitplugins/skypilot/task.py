@@ -11,7 +11,7 @@ from flytekit.core.tracker import extract_task_module
 from flytekit.extend import TaskPlugins
 from flytekit.extend.backend.base_connector import AsyncConnectorExecutorMixin
 
-from . import shared_fs
+from . import shared_fs, sky_api
 from .config import SkyPilot
 from .connector import TASK_TYPE
 
@@ -66,6 +66,8 @@ class SkyPilotFunctionTask(AsyncConnectorExecutorMixin, PythonFunctionTask[SkyPi
         try:
             with FlyteContextManager.with_context(builder):
                 return AsyncConnectorExecutorMixin.execute(self, **kwargs)
+        except sky_api.SkyPilotUnavailable as e:
+            raise sky_api.SkyPilotUnavailable(str(e)) from None  # the endpoint and the fix, not event-loop frames
         finally:
             self._run_env = {}
 
