@@ -2,8 +2,8 @@
 
 A launch request that is aborted late may still have created its job (SkyPilot reports the request
 CANCELLED, the job runs on). So after aborting the request we also cancel by the task's deterministic job
-name; a request still unsettled when delete must return is handed to a background sweeper that does the
-same once it settles.
+name; a request still unsettled when delete must return (propeller allows 10 s) is handed to a background
+sweeper that does the same once it settles.
 """
 
 import threading
@@ -13,36 +13,36 @@ from typing import Dict, Tuple
 from flytekit import logger
 
 from . import sky_api
-from .tracker import TRACKER
+from .tracker import IN_FLIGHT, TRACKER, Launch
 
-_SETTLE_WAIT_S = 4.0  # how long delete waits for an aborted launch to settle (propeller allows 10 s)
+_BUDGET_S = 8.0  # propeller gives DeleteTask 10 s
 _SWEEP_EVERY_S = 5.0
 _GIVE_UP_AFTER_S = 3600.0
 
 
 def cancel(request_id: str, job_name: str) -> None:
     """Idempotent: a job that never started, already ended or was already cancelled is fine."""
-    launch = TRACKER.launch(request_id, fresh=True)
-    if launch.job_id is None and launch.state in ("NEW", "PENDING", "RUNNING"):
-        sky_api.cancel_request(request_id)
-        launch = _settled(request_id)
+    deadline = time.monotonic() + _BUDGET_S
+    launch = TRACKER.launch(request_id)
+    if launch.job_id is None and launch.state in IN_FLIGHT:
+        sky_api.cancel_request(request_id, wait_seconds=2.0)
+        launch = _settled(request_id, deadline - 3.0)
+    left = max(1.0, deadline - time.monotonic())
     if launch.job_id is not None:
-        sky_api.cancel_jobs([launch.job_id])
-    elif launch.state in ("NEW", "PENDING", "RUNNING"):
+        sky_api.cancel_jobs([launch.job_id], wait_seconds=left)
+    elif launch.state in IN_FLIGHT:
         _SWEEPER.add(request_id, job_name)
         return
     else:
-        sky_api.cancel_by_name(job_name)  # a job the aborted request created before it stopped
+        sky_api.cancel_by_name(job_name, wait_seconds=left)  # a job the aborted request created anyway
     TRACKER.forget(request_id, launch.job_id)
 
 
-def _settled(request_id: str):
-    deadline = time.monotonic() + _SETTLE_WAIT_S
-    while True:
+def _settled(request_id: str, deadline: float) -> Launch:
+    launch = TRACKER.launch(request_id, fresh=True)
+    while launch.state in IN_FLIGHT and time.monotonic() < deadline:
         launch = TRACKER.launch(request_id, fresh=True)
-        if launch.state not in ("NEW", "PENDING", "RUNNING") or time.monotonic() > deadline:
-            return launch
-        time.sleep(0.5)
+    return launch
 
 
 class _Sweeper:
@@ -80,7 +80,7 @@ class _Sweeper:
     @staticmethod
     def _sweep(request_id: str, job_name: str, since: float) -> bool:
         launch = TRACKER.launch(request_id, fresh=True)
-        if launch.state in ("NEW", "PENDING", "RUNNING"):
+        if launch.state in IN_FLIGHT:
             return time.monotonic() - since > _GIVE_UP_AFTER_S
         if launch.job_id is not None:
             sky_api.cancel_jobs([launch.job_id])

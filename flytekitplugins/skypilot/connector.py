@@ -57,18 +57,25 @@ class SkyPilotConnector(AsyncConnectorBase):
         launch = await asyncio.to_thread(TRACKER.launch, resource_meta.request_id)
         if launch.job_id is None:
             phase, message = status.launch_phase(launch.state, launch.error)
-            return Resource(phase=phase, message=message)
+            return Resource(phase=phase, message=_outage(message))
         record = await asyncio.to_thread(TRACKER.job, launch.job_id)
         links = [TaskLog(name="SkyPilot dashboard", uri=f"{resource_meta.endpoint}/dashboard/jobs/{launch.job_id}")]
         if record is None:
-            return Resource(TaskExecution.QUEUED, f"SkyPilot managed job {launch.job_id} submitted", links)
+            message = f"SkyPilot managed job {launch.job_id} submitted; waiting for its first status"
+            return Resource(TaskExecution.QUEUED, _outage(message), links)
         phase, message = status.job_phase(record)
+        message = _outage(message)
         if phase in (TaskExecution.FAILED, TaskExecution.RETRYABLE_FAILED):
             message = _with_user_error(message, resource_meta.output_prefix)
         return Resource(phase=phase, message=message, log_links=links)
 
     async def delete(self, resource_meta: SkyPilotMetadata, **kwargs) -> None:
         await asyncio.to_thread(cancel.cancel, resource_meta.request_id, resource_meta.job_name)
+
+
+def _outage(message: str) -> str:
+    """Says so when the status shown is the last known one because SkyPilot could not be asked."""
+    return f"{message} (last known status: {TRACKER.unavailable})" if TRACKER.unavailable else message
 
 
 def job_name(meta: Optional[TaskExecutionMetadata], output_prefix: str) -> str:

@@ -49,7 +49,7 @@ def job_phase(record: Dict[str, Any]) -> Tuple[int, str]:
 
 def launch_phase(request_state: str, error: Optional[str] = None) -> Tuple[int, str]:
     """Phase and message while the launch request has not produced a job yet, or after it failed."""
-    if request_state in ("PENDING", "RUNNING"):
+    if request_state in ("NEW", "PENDING", "RUNNING"):
         return TaskExecution.INITIALIZING, f"SkyPilot is submitting the managed job (launch request {request_state.lower()})"
     if request_state == "CANCELLED":
         return TaskExecution.ABORTED, "the SkyPilot launch request was cancelled before a job was created"

@@ -1,22 +1,24 @@
-"""The process's shared view of SkyPilot: one queue poll per cycle for every tracked job.
+"""The process's shared view of SkyPilot: one poll per cycle for every tracked launch and job.
 
 Propeller asks GetTask for each task every ~30 s with a 10 s budget, and one `queue_v2` costs seconds on a
-real API server (concurrent calls serialise). So no get() calls SkyPilot for itself: each reads a snapshot
-that one `queue_v2(job_ids=<all tracked>)` refreshes at most once per `max_age` seconds, and launch
-requests are resolved to job ids with one `api_status` call per cycle, once each.
+busy API server (concurrent calls serialise). So no get() calls SkyPilot for itself: a background poller runs
+rounds of at most one `api_status` (all launch requests still in flight) and one `queue_v2(job_ids=<all
+tracked jobs>)`, every `max_age` seconds while anything is tracked, and get() reads the latest round. A get()
+for something not yet seen waits for the next round, never longer than `wait` seconds.
 """
 
 import threading
 import time
 from dataclasses import dataclass
-from typing import Dict, Optional, Set
+from typing import Dict, Optional
+
+from flytekit import logger
 
 from . import sky_api
 
-# Jobs nobody has asked about for this long are dropped (their Flyte task is gone).
-_FORGET_AFTER_S = 900.0
+_FORGET_AFTER_S = 900.0  # jobs nobody asked about for this long are dropped (their Flyte task is gone)
 _NEW = "NEW"  # signed up, not polled yet
-_IN_FLIGHT = (_NEW, "PENDING", "RUNNING")
+IN_FLIGHT = (_NEW, "PENDING", "RUNNING")
 
 
 @dataclass
@@ -29,72 +31,127 @@ class Launch:
 
 
 class Tracker:
-    def __init__(self, max_age: float = 5.0) -> None:
-        self.max_age = max_age
+    def __init__(self, max_age: float = 5.0, wait: float = 6.0) -> None:
+        self.max_age, self.wait = max_age, wait
         self.calls = 0  # SkyPilot calls made, for benchmarks and tests
-        self._lock = threading.Lock()  # one SkyPilot round at a time; waiters reuse its result
-        self._registry = threading.Lock()  # guards sign-ups, so a waiting caller's id joins the next round
-        self._launches: Dict[str, Launch] = {}  # request id -> resolved outcome (final ones only)
-        self._request_states: Dict[str, str] = {}
-        self._requests_at = float("-inf")
-        self._records: Dict[int, dict] = {}
-        self._records_at = float("-inf")
+        self.unavailable: Optional[str] = None  # why the last round failed, if it did
+        self._cond = threading.Condition()
+        self._round = 0
+        self._wake = False
+        self._poller: Optional[threading.Thread] = None
+        self._requests: Dict[str, str] = {}  # launch request id -> state, while in flight
+        self._launches: Dict[str, Launch] = {}  # launch request id -> final outcome
         self._asked: Dict[int, float] = {}  # tracked job id -> when a get() last asked
+        self._records: Dict[int, dict] = {}  # job id -> latest queue record
 
     def watch(self, request_id: str) -> None:
-        """Signs a launch request up for the next round of request polling."""
-        with self._registry:
-            if request_id not in self._launches:
-                self._request_states.setdefault(request_id, _NEW)
+        """Signs a launch request up for the next round."""
+        with self._cond:
+            if request_id not in self._launches and request_id not in self._requests:
+                self._requests[request_id] = _NEW
+                self._nudge()
 
     def launch(self, request_id: str, fresh: bool = False) -> Launch:
-        """The outcome of a launch request so far (cached once it is final)."""
+        """The outcome of a launch request so far; `fresh` waits for a round that starts after this call."""
         self.watch(request_id)
-        with self._lock:
+        with self._cond:
+            if fresh and request_id not in self._launches:
+                self._next_round()
+            if self._requests.get(request_id) == _NEW:
+                self._next_round(request_id)
             if request_id in self._launches:
                 return self._launches[request_id]
-            if fresh or self._request_states.get(request_id) == _NEW or self._stale(self._requests_at):
-                self._poll_requests()
-            state = self._request_states.get(request_id, "UNKNOWN")
-            if state in _IN_FLIGHT:
-                return Launch(state)
-            return self._settle(request_id, state)
+            return Launch(self._requests.get(request_id, _NEW))
 
     def job(self, job_id: int) -> Optional[dict]:
-        """The latest queue record of a managed job, from a snapshot at most `max_age` old."""
-        now = time.monotonic()
-        with self._registry:
-            self._asked[job_id] = now
-        with self._lock:
-            record = self._records.get(job_id)
-            if record is not None and _terminal(record):
-                return record
-            if self._stale(self._records_at) or (record is None and now - self._records_at > 1.0):
-                self._poll_jobs(now)
+        """The latest queue record of a managed job (None until a round has seen it)."""
+        with self._cond:
+            self._asked[job_id] = time.monotonic()
+            if job_id not in self._records:
+                self._next_round(job_id)
             return self._records.get(job_id)
 
     def forget(self, request_id: str, job_id: Optional[int]) -> None:
-        with self._lock, self._registry:
+        with self._cond:
+            self._requests.pop(request_id, None)
             self._launches.pop(request_id, None)
-            self._request_states.pop(request_id, None)
             if job_id is not None:
                 self._asked.pop(job_id, None)
                 self._records.pop(job_id, None)
 
-    def _stale(self, at: float) -> bool:
-        return time.monotonic() - at > self.max_age
+    def _nudge(self) -> None:
+        """Asks for a round now (caller holds the condition)."""
+        self._wake = True
+        if self._poller is None or not self._poller.is_alive():
+            self._poller = threading.Thread(target=self._poll, name="skypilot-tracker", daemon=True)
+            self._poller.start()
+        self._cond.notify_all()
 
-    def _poll_requests(self) -> None:
-        with self._registry:
-            pending = {r for r, s in self._request_states.items() if s in _IN_FLIGHT}
-        self.calls += 1
-        states = sky_api.request_states(sorted(pending))
-        self._request_states.update(states)
-        for rid in pending - set(states):  # not known to the server (restarted, or a foreign id)
-            self._request_states[rid] = "UNKNOWN"
-        self._requests_at = time.monotonic()
+    def _next_round(self, key: object = None) -> None:
+        """Waits (caller holds the condition) for the first round that covers `key` (or starts from now)."""
+        covered = self._busy and key is not None and key in self._in_round
+        target = self._round + (2 if self._busy and not covered else 1)
+        self._nudge()
+        deadline = time.monotonic() + self.wait
+        while self._round < target and time.monotonic() < deadline:
+            self._cond.wait(deadline - time.monotonic())
 
-    def _settle(self, request_id: str, state: str) -> Launch:
+    _busy = False
+    _in_round: frozenset = frozenset()  # request and job ids the round in progress asks about
+
+    def _poll(self) -> None:
+        while True:
+            with self._cond:
+                while not self._wake:
+                    if not self._requests and not self._live():
+                        self._poller = None
+                        return
+                    if not self._cond.wait(self.max_age):
+                        break
+                self._wake, self._busy = False, True
+                requests = sorted(r for r, s in self._requests.items() if s in IN_FLIGHT)
+                jobs = sorted(self._live())
+                self._in_round = frozenset(requests) | frozenset(jobs)
+            try:
+                self._round_trip(requests, jobs)
+                self.unavailable = None
+            except sky_api.SkyPilotUnavailable as e:
+                self.unavailable = str(e)
+                logger.warning(f"SkyPilot status round failed: {e}")
+            except Exception as e:  # keep polling: one bad round must not stop every task's tracking
+                self.unavailable = f"{type(e).__name__}: {e}"
+                logger.exception("SkyPilot status round failed")
+            with self._cond:
+                self._round += 1
+                self._busy = False
+                self._cond.notify_all()
+
+    def _live(self) -> list:
+        now = time.monotonic()
+        for job_id, at in list(self._asked.items()):
+            if now - at > _FORGET_AFTER_S:
+                del self._asked[job_id]
+                self._records.pop(job_id, None)
+        return [j for j in self._asked if not _terminal(self._records.get(j))]
+
+    def _round_trip(self, requests: list, jobs: list) -> None:
+        if requests:
+            self.calls += 1
+            states = sky_api.request_states(requests)
+            for request_id in requests:
+                state = states.get(request_id, "UNKNOWN")  # UNKNOWN: the server no longer knows it
+                if state in IN_FLIGHT:
+                    with self._cond:
+                        self._requests[request_id] = state
+                else:
+                    self._settle(request_id)
+        if jobs:
+            self.calls += 1
+            records = sky_api.queue(jobs)
+            with self._cond:
+                self._records.update(records)
+
+    def _settle(self, request_id: str) -> None:
         self.calls += 1
         try:
             outcome = Launch("SUCCEEDED", job_id=sky_api.launched_job_id(request_id))
@@ -102,24 +159,15 @@ class Tracker:
             outcome = Launch("CANCELLED", error=str(e))
         except sky_api.LaunchFailed as e:
             outcome = Launch("FAILED", error=str(e))
-        self._launches[request_id] = outcome
-        self._request_states.pop(request_id, None)
-        return outcome
-
-    def _poll_jobs(self, now: float) -> None:
-        with self._registry:
-            for job_id, at in list(self._asked.items()):
-                if now - at > _FORGET_AFTER_S:
-                    del self._asked[job_id]
-                    self._records.pop(job_id, None)
-            live: Set[int] = {j for j in self._asked if j not in self._records or not _terminal(self._records[j])}
-        self.calls += 1
-        self._records.update(sky_api.queue(sorted(live)))
-        self._records_at = time.monotonic()
+        with self._cond:
+            if request_id in self._requests:  # not forgotten meanwhile
+                self._launches[request_id] = outcome
+                self._requests.pop(request_id, None)
 
 
-def _terminal(record: dict) -> bool:
-    return str(record.get("status")) in ("SUCCEEDED", "CANCELLED") or str(record.get("status")).startswith("FAILED")
+def _terminal(record: Optional[dict]) -> bool:
+    status = str((record or {}).get("status"))
+    return status in ("SUCCEEDED", "CANCELLED") or status.startswith("FAILED")
 
 
 TRACKER = Tracker()
