@@ -4,26 +4,10 @@ import os
 import stat
 
 import pytest
-from flytekit.models.core.identifier import (
-    Identifier,
-    NodeExecutionIdentifier,
-    ResourceType,
-    TaskExecutionIdentifier,
-    WorkflowExecutionIdentifier,
-)
-from flytekit.models.task import TaskExecutionMetadata
+from bed.propeller import execution_metadata as _meta
 
 from flytekitplugins.skypilot import SkyPilotMetadata, shared_fs
 from flytekitplugins.skypilot.connector import job_name
-
-
-def _meta(execution: str, node: str, retry: int) -> TaskExecutionMetadata:
-    tid = TaskExecutionIdentifier(
-        task_id=Identifier(ResourceType.TASK, "proj", "dev", "wf.train", "v1"),
-        node_execution_id=NodeExecutionIdentifier(node, WorkflowExecutionIdentifier("proj", "dev", execution)),
-        retry_attempt=retry,
-    )
-    return TaskExecutionMetadata(tid, "ns", {}, {}, "sa", {}, None)
 
 
 def test_job_name_is_deterministic_per_attempt_and_readable():
