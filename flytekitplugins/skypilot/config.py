@@ -5,6 +5,8 @@ from typing import Any, Dict, List, Optional, Union
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from . import sky_api
+
 # SkyPilot's own form for cpus / memory: a number, optionally followed by "+" (at least);
 # memory may carry a unit ("32GB", "1TB+").
 _CPUS = re.compile(r"^\d+(\.\d+)?\+?$")
@@ -72,10 +74,8 @@ class SkyPilot(BaseModel):
     def _infra(cls, v: Optional[str]) -> Optional[str]:
         if v is None:
             return v
-        from sky.utils import infra_utils  # SkyPilot's own parser, pure and offline
-
         try:
-            infra_utils.InfraInfo.from_str(v)
+            sky_api.check_infra(v)  # SkyPilot's own parser, offline
         except ValueError as e:
             raise ValueError(f'infra={v!r}: {e} (e.g. "aws/us-east-1", "k8s/my-context", "slurm/mycluster")')
         return v
@@ -96,9 +96,7 @@ class SkyPilot(BaseModel):
 
     @model_validator(mode="after")
     def _skypilot_schema(self) -> "SkyPilot":
-        from sky.utils import common_utils, schemas  # SkyPilot's own task-YAML schema, offline
-
-        common_utils.validate_schema(self.to_task_yaml(), schemas.get_task_schema(), "SkyPilot rejects this task: ")
+        sky_api.check_task_yaml(self.to_task_yaml())  # SkyPilot's own task-YAML schema, offline
         return self
 
     def to_task_yaml(self) -> Dict[str, Any]:

@@ -3,8 +3,10 @@
 import asyncio
 import hashlib
 import re
+import threading
+from collections import defaultdict
 from dataclasses import dataclass
-from typing import Optional
+from typing import Dict, Optional
 
 from flyteidl.core.execution_pb2 import TaskExecution, TaskLog
 from flytekit import FlyteContextManager, logger
@@ -34,6 +36,9 @@ class SkyPilotConnector(AsyncConnectorBase):
 
     def __init__(self) -> None:
         super().__init__(task_type_name=TASK_TYPE, metadata_type=SkyPilotMetadata)
+        self._submitted: Dict[str, str] = {}  # job name -> launch request id
+        self._submitting: Dict[str, threading.Lock] = defaultdict(threading.Lock)
+        sky_api.warm_up()
 
     async def create(
         self,
@@ -48,10 +53,17 @@ class SkyPilotConnector(AsyncConnectorBase):
         config = translate.task_yaml(task_template, name)
         task = translate.sky_task(config)
         pool = (task_template.custom or {}).get("pool")
-        request_id = await asyncio.to_thread(sky_api.launch, task, name, pool)
-        TRACKER.watch(request_id)
-        logger.info(f"SkyPilot launch request {request_id} submitted for managed job {name}")
+        request_id = await asyncio.to_thread(self._launch_once, task, name, pool)
         return SkyPilotMetadata(name, request_id, output_prefix, sky_api.endpoint())
+
+    def _launch_once(self, task, name: str, pool: Optional[str]) -> str:
+        """Propeller may repeat CreateTask for one attempt (after a timeout, say): launch its job only once."""
+        with self._submitting[name]:
+            if name not in self._submitted:
+                self._submitted[name] = sky_api.launch(task, name, pool)
+                TRACKER.watch(self._submitted[name])
+                logger.info(f"SkyPilot launch request {self._submitted[name]} submitted for managed job {name}")
+            return self._submitted[name]
 
     async def get(self, resource_meta: SkyPilotMetadata, **kwargs) -> Resource:
         launch = await asyncio.to_thread(TRACKER.launch, resource_meta.request_id)

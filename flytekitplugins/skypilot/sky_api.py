@@ -1,4 +1,4 @@
-"""The only module that calls the SkyPilot SDK: launch, request status, queue, cancel.
+"""The only module that uses the SkyPilot SDK: its parsers, and launch, request status, queue, cancel.
 
 Every call here is blocking and talks to the SkyPilot API server named by SKYPILOT_API_SERVER_ENDPOINT.
 Errors leave this module as one of three kinds: `SkyPilotUnavailable` (the server cannot be reached or
@@ -8,6 +8,9 @@ refuses us), `LaunchFailed` (SkyPilot rejected or could not run a launch request
 import functools
 import os
 import re
+import threading
+import time
+from types import SimpleNamespace
 from typing import Any, Callable, Dict, List, Optional, Sequence
 
 # A connector must never start an API server of its own: a missing endpoint is a deployment error.
@@ -18,6 +21,7 @@ QUEUE_FIELDS = ["job_id", "job_name", "status", "failure_reason", "details", "re
                 "submitted_at", "start_at", "end_at", "job_duration"]
 
 _ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
+_IMPORT = threading.Lock()  # SkyPilot's package has import cycles: two threads importing it at once break
 
 
 class SkyPilotUnavailable(RuntimeError):
@@ -32,6 +36,24 @@ class LaunchCancelled(RuntimeError):
     """A launch request was cancelled before it created a job."""
 
 
+def _sky() -> SimpleNamespace:
+    """The parts of the SkyPilot SDK this plugin uses, imported once, under a lock."""
+    with _IMPORT:
+        import requests
+        import sky
+        from sky import exceptions, jobs
+        from sky.server import common
+        from sky.utils import common_utils, infra_utils, schemas
+
+    return SimpleNamespace(sky=sky, jobs=jobs, exceptions=exceptions, common=common, requests=requests,
+                           common_utils=common_utils, infra_utils=infra_utils, schemas=schemas)
+
+
+def warm_up() -> None:
+    """Loads the SDK in the background, so the first CreateTask does not pay for the import."""
+    threading.Thread(target=_sky, name="skypilot-sdk-import", daemon=True).start()
+
+
 def clean(message: Any) -> str:
     """SkyPilot's text without terminal colour codes."""
     return _ANSI.sub("", str(message)).strip()
@@ -39,16 +61,33 @@ def clean(message: Any) -> str:
 
 def endpoint() -> str:
     """The API server this process talks to."""
-    from sky.server import common
+    return _sky().common.get_server_url()
 
-    return common.get_server_url()
 
+# ---- SkyPilot's own parsers (offline) ----
+
+def check_infra(infra: str) -> None:
+    """Raises ValueError when SkyPilot cannot parse an `infra` string."""
+    _sky().infra_utils.InfraInfo.from_str(infra)
+
+
+def check_task_yaml(config: Dict[str, Any]) -> None:
+    """Raises ValueError (with SkyPilot's did-you-mean) when a task YAML dict breaks SkyPilot's schema."""
+    sdk = _sky()
+    sdk.common_utils.validate_schema(config, sdk.schemas.get_task_schema(), "SkyPilot rejects this task: ")
+
+
+def task_from_yaml(config: Dict[str, Any]) -> Any:
+    """The `sky.Task` SkyPilot builds from a task YAML dict (its own validation included)."""
+    return _sky().sky.Task.from_yaml_config(config)
+
+
+# ---- calls to the API server ----
 
 def _unavailable_errors() -> tuple:
-    import requests
-    from sky import exceptions
-
-    return (exceptions.ApiServerConnectionError, requests.exceptions.ConnectionError, requests.exceptions.Timeout)
+    sdk = _sky()
+    return (sdk.exceptions.ApiServerConnectionError, sdk.requests.exceptions.ConnectionError,
+            sdk.requests.exceptions.Timeout)
 
 
 def _on_server(fn: Callable) -> Callable:
@@ -56,8 +95,6 @@ def _on_server(fn: Callable) -> Callable:
 
     @functools.wraps(fn)
     def call(*args, **kwargs):
-        from sky import exceptions
-
         try:
             return fn(*args, **kwargs)
         except _unavailable_errors() as e:
@@ -65,7 +102,7 @@ def _on_server(fn: Callable) -> Callable:
                 f"SkyPilot API server {endpoint()} is unreachable ({type(e).__name__}); check that it is running "
                 "and that SKYPILOT_API_SERVER_ENDPOINT points at it"
             ) from None
-        except exceptions.ApiServerAuthenticationError:
+        except _sky().exceptions.ApiServerAuthenticationError:
             raise SkyPilotUnavailable(
                 f"SkyPilot API server {endpoint()} refused the credentials; set SKYPILOT_SERVICE_ACCOUNT_TOKEN "
                 "to a valid service-account token"
@@ -77,10 +114,8 @@ def _on_server(fn: Callable) -> Callable:
 @_on_server
 def launch(task: Any, name: str, pool: Optional[str] = None) -> str:
     """Submits `task` as a managed job; returns the launch request id at once (the launch resolves later)."""
-    from sky import jobs
-
     try:
-        return jobs.launch(task, name=name, pool=pool, job_group=None)
+        return _sky().jobs.launch(task, name=name, pool=pool, job_group=None)
     except (ValueError, TypeError) as e:  # validated by the server before the request is queued
         raise LaunchFailed(clean(e)) from None
 
@@ -88,23 +123,19 @@ def launch(task: Any, name: str, pool: Optional[str] = None) -> str:
 @_on_server
 def request_states(request_ids: Sequence[str]) -> Dict[str, str]:
     """Status (PENDING, RUNNING, SUCCEEDED, FAILED, CANCELLED) of each known request, in one call."""
-    import sky
-
     if not request_ids:
         return {}
-    payloads = sky.api_status(list(request_ids), all_status=True, fields=["request_id", "status"])
+    payloads = _sky().sky.api_status(list(request_ids), all_status=True, fields=["request_id", "status"])
     return {p.request_id: str(p.status).rsplit(".", 1)[-1] for p in payloads}
 
 
 @_on_server
 def launched_job_id(request_id: str) -> int:
     """The job id a finished launch request created; raises LaunchFailed / LaunchCancelled otherwise."""
-    import sky
-    from sky import exceptions
-
+    sdk = _sky()
     try:
-        result = sky.get(request_id)
-    except exceptions.RequestCancelled:
+        result = sdk.sky.get(request_id)
+    except sdk.exceptions.RequestCancelled:
         raise LaunchCancelled(f"launch request {request_id} was cancelled") from None
     except _unavailable_errors():
         raise
@@ -121,22 +152,18 @@ def launched_job_id(request_id: str) -> int:
 @_on_server
 def cancel_request(request_id: str, wait_seconds: float = 3.0) -> None:
     """Aborts a launch request still queued or running in the API server."""
-    import sky
-
-    _wait(sky.api_cancel(request_id, silent=True), wait_seconds)
+    _wait(_sky().sky.api_cancel(request_id, silent=True), wait_seconds)
 
 
 @_on_server
 def queue(job_ids: Sequence[int]) -> Dict[int, Dict[str, Any]]:
     """Records of these managed jobs, by job id, in one queue_v2 call."""
-    import sky
-    from sky import jobs
-
     if not job_ids:
         return {}
-    records = sky.get(jobs.queue_v2(refresh=False, all_users=True, job_ids=list(job_ids), fields=QUEUE_FIELDS))[0]
+    sdk = _sky()
+    request = sdk.jobs.queue_v2(refresh=False, all_users=True, job_ids=list(job_ids), fields=QUEUE_FIELDS)
     out = {}
-    for record in records:
+    for record in sdk.sky.get(request)[0]:
         rec = {k: record.get(k) for k in QUEUE_FIELDS}
         rec["status"] = getattr(rec["status"], "value", rec["status"])
         if rec.get("failure_reason"):
@@ -148,24 +175,17 @@ def queue(job_ids: Sequence[int]) -> Dict[int, Dict[str, Any]]:
 @_on_server
 def cancel_jobs(job_ids: List[int], wait_seconds: float = 6.0) -> None:
     """Cancels managed jobs (a no-op for unknown or finished ones); waits briefly for SkyPilot to accept."""
-    from sky import jobs
-
-    if not job_ids:
-        return
-    _wait(jobs.cancel(job_ids=job_ids), wait_seconds)
+    if job_ids:
+        _wait(_sky().jobs.cancel(job_ids=job_ids), wait_seconds)
 
 
 @_on_server
 def cancel_by_name(job_name: str, wait_seconds: float = 6.0) -> None:
     """Cancels the managed jobs named `job_name`, if there are any."""
-    from sky import jobs
-
-    _wait(jobs.cancel(name=job_name), wait_seconds)
+    _wait(_sky().jobs.cancel(name=job_name), wait_seconds)
 
 
 def _wait(request_id: str, seconds: float) -> None:
-    import time
-
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
         if request_states([request_id]).get(request_id) not in ("PENDING", "RUNNING"):

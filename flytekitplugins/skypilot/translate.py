@@ -1,9 +1,11 @@
-"""Task template + `custom` -> SkyPilot task YAML dict -> `sky.Task`. Pure: no I/O, no SkyPilot calls."""
+"""Task template + `custom` -> SkyPilot task YAML dict -> `sky.Task`. Pure: no I/O, no API server calls."""
 
 import shlex
 from typing import Any, Dict
 
 from flytekit.models.task import TaskTemplate
+
+from . import sky_api
 
 # pyflyte-execute exits 0 after a user exception unless this is set: the managed job must fail instead.
 FAIL_ON_ERROR = {"FLYTE_FAIL_ON_ERROR": "true"}
@@ -42,6 +44,4 @@ def _integral(value: Any) -> Any:
 
 def sky_task(config: Dict[str, Any]):
     """The `sky.Task` SkyPilot builds from this YAML dict (its own validation included)."""
-    import sky
-
-    return sky.Task.from_yaml_config(config)
+    return sky_api.task_from_yaml(config)

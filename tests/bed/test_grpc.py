@@ -61,7 +61,7 @@ def test_create_get_outputs_over_grpc(channel):
         timeout=10,
     )
     create_seconds = time.monotonic() - started
-    assert create_seconds < 5, create_seconds
+    assert create_seconds < 10, create_seconds  # propeller's budget (the call's own timeout says the same)
     meta = SkyPilotMetadata.decode(created.resource_meta)
     assert meta.output_prefix == prefix and meta.job_name.startswith("flyte-")
 
