@@ -19,6 +19,9 @@
 #     /usr/bin/python3.
 #  4. Telemetry off (usage collection, Scarf) with its URLs pointed at a closed loopback port.
 #  5. Slurm cannot host a jobs controller: consolidation mode runs it inside the API server.
+#  6. SkyPilot 0.14.1 imports networkx lazily from concurrent request threads; concurrent launches on a fresh
+#     server can collide in it (KeyError "Algorithm already exists in dispatch namespace"): the server venv's
+#     .pth hook imports it up front.
 set -euo pipefail
 
 CMD=${1:-up}

@@ -49,3 +49,4 @@ def test_launch_request_phases():
     assert launch_phase("PENDING")[0] == TaskExecution.INITIALIZING
     phase, message = launch_phase("FAILED", "ResourcesUnavailableError: no H100")
     assert phase == TaskExecution.FAILED and "no H100" in message
+    assert launch_phase("FAILED", "KeyError: server bug", retryable=True)[0] == TaskExecution.RETRYABLE_FAILED

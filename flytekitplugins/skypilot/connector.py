@@ -68,7 +68,7 @@ class SkyPilotConnector(AsyncConnectorBase):
     async def get(self, resource_meta: SkyPilotMetadata, **kwargs) -> Resource:
         launch = await asyncio.to_thread(TRACKER.launch, resource_meta.request_id)
         if launch.job_id is None:
-            phase, message = status.launch_phase(launch.state, launch.error)
+            phase, message = status.launch_phase(launch.state, launch.error, launch.retryable)
             return Resource(phase=phase, message=_outage(message))
         record = await asyncio.to_thread(TRACKER.job, launch.job_id)
         links = [TaskLog(name="SkyPilot dashboard", uri=f"{resource_meta.endpoint}/dashboard/jobs/{launch.job_id}")]

@@ -29,7 +29,15 @@ class SkyPilotUnavailable(RuntimeError):
 
 
 class LaunchFailed(RuntimeError):
-    """SkyPilot rejected a launch request or could not carry it out; the message is SkyPilot's reason."""
+    """SkyPilot rejected a launch request or could not carry it out; the message is SkyPilot's reason.
+
+    `retryable` is False when the request itself is wrong or cannot be met (SkyPilot's validation and
+    feasibility errors), True when the failure lies elsewhere (an API server error) and a retry may pass.
+    """
+
+    def __init__(self, message: str, retryable: bool = False) -> None:
+        super().__init__(message)
+        self.retryable = retryable
 
 
 class LaunchCancelled(RuntimeError):
@@ -140,13 +148,21 @@ def launched_job_id(request_id: str) -> int:
     except _unavailable_errors():
         raise
     except Exception as e:  # the server re-raises the launch's own exception here
-        raise LaunchFailed(f"{type(e).__name__}: {clean(e)}") from None
+        raise LaunchFailed(f"{type(e).__name__}: {clean(e)}", retryable=not _is_request_error(e)) from None
     job_ids = result[0] if isinstance(result, tuple) else result  # older servers return a bare id
     if isinstance(job_ids, (list, tuple)):
         job_ids = job_ids[0] if job_ids else None
     if job_ids is None:
         raise LaunchFailed(f"launch request {request_id} finished without creating a job")
     return int(job_ids)
+
+
+def _is_request_error(error: Exception) -> bool:
+    """Whether SkyPilot failed the launch because of the request itself (retrying the same cannot help)."""
+    e = _sky().exceptions
+    permanent = (ValueError, TypeError, e.ResourcesUnavailableError, e.NotSupportedError,
+                 e.InvalidSkyPilotConfigError)
+    return isinstance(error, permanent)
 
 
 @_on_server

@@ -47,10 +47,11 @@ def job_phase(record: Dict[str, Any]) -> Tuple[int, str]:
     return phase, message
 
 
-def launch_phase(request_state: str, error: Optional[str] = None) -> Tuple[int, str]:
+def launch_phase(request_state: str, error: Optional[str] = None, retryable: bool = False) -> Tuple[int, str]:
     """Phase and message while the launch request has not produced a job yet, or after it failed."""
     if request_state in ("NEW", "PENDING", "RUNNING"):
         return TaskExecution.INITIALIZING, f"SkyPilot is submitting the managed job (launch request {request_state.lower()})"
     if request_state == "CANCELLED":
         return TaskExecution.ABORTED, "the SkyPilot launch request was cancelled before a job was created"
-    return TaskExecution.FAILED, f"SkyPilot could not launch the managed job: {error}"
+    phase = TaskExecution.RETRYABLE_FAILED if retryable else TaskExecution.FAILED
+    return phase, f"SkyPilot could not launch the managed job: {error}"

@@ -28,6 +28,7 @@ class Launch:
     state: str
     job_id: Optional[int] = None
     error: Optional[str] = None
+    retryable: bool = False
 
 
 class Tracker:
@@ -158,7 +159,7 @@ class Tracker:
         except sky_api.LaunchCancelled as e:
             outcome = Launch("CANCELLED", error=str(e))
         except sky_api.LaunchFailed as e:
-            outcome = Launch("FAILED", error=str(e))
+            outcome = Launch("FAILED", error=str(e), retryable=e.retryable)
         with self._cond:
             if request_id in self._requests:  # not forgotten meanwhile
                 self._launches[request_id] = outcome

@@ -1,9 +1,13 @@
-"""Test-bed shim: point SkyPilot's internet probe at loopback.
+"""Test-bed shims for the bed's API server venv (loaded by bed_offline_probe.pth there only).
 
-SkyPilot's jobs controller refuses to poll a job until a HEAD to one of
-sky.backends.backend_utils._TEST_IP_LIST (8.8.8.8, 1.1.1.1) succeeds. This machine
-may not reach them, so the list is replaced by the API server's own health URL as
-the module is imported. Loaded by bed_offline_probe.pth in the bed's server venv only.
+1. Point SkyPilot's internet probe at loopback. SkyPilot's jobs controller refuses to
+   poll a job until a HEAD to one of sky.backends.backend_utils._TEST_IP_LIST (8.8.8.8,
+   1.1.1.1) succeeds. This machine may not reach them, so the list is replaced by the API
+   server's own health URL as the module is imported.
+2. SkyPilot 0.14.1 imports networkx lazily from concurrent request threads (sky/dag.py);
+   two launches at once on a freshly started server can collide inside networkx
+   ("KeyError: Algorithm already exists in dispatch namespace"). The bed starts fresh
+   servers and launches concurrently, so the API server imports it up front.
 """
 import importlib.abc
 import sys
@@ -36,3 +40,8 @@ class _ProbeToLoopback(importlib.abc.MetaPathFinder):
 
 if not any(isinstance(f, _ProbeToLoopback) for f in sys.meta_path):
     sys.meta_path.insert(0, _ProbeToLoopback())
+
+try:
+    import networkx  # noqa: F401  (shim 2)
+except ImportError:
+    pass

@@ -1,0 +1,31 @@
+"""The gateway's judgement of SkyPilot's errors, on SkyPilot's own exception classes."""
+
+import pytest
+from sky import exceptions
+
+from flytekitplugins.skypilot import sky_api
+
+
+@pytest.mark.parametrize(
+    "error, permanent",
+    [
+        (ValueError("bad"), True),
+        (exceptions.ResourcesUnavailableError("no H100 anywhere"), True),
+        (exceptions.InvalidSkyPilotConfigError("bad config"), True),
+        (exceptions.NotSupportedError("no"), True),
+        (KeyError("server-side bug"), False),
+        (RuntimeError("controller died"), False),
+    ],
+)
+def test_request_errors_are_permanent_and_others_retryable(error, permanent):
+    assert sky_api._is_request_error(error) is permanent
+
+
+def test_clean_strips_terminal_colours():
+    assert sky_api.clean("\x1b[1msky gpus list\x1b[0m to list") == "sky gpus list to list"
+
+
+def test_the_gateway_forbids_starting_a_local_api_server():
+    import os
+
+    assert os.environ["SKYPILOT_DISABLE_LOCAL_API_SERVER"] == "1"
