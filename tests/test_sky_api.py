@@ -27,5 +27,10 @@ def test_clean_strips_terminal_colours():
 
 def test_the_gateway_forbids_starting_a_local_api_server():
     import os
+    import subprocess
+    import sys
 
-    assert os.environ["SKYPILOT_DISABLE_LOCAL_API_SERVER"] == "1"
+    env = {k: v for k, v in os.environ.items() if k != "SKYPILOT_DISABLE_LOCAL_API_SERVER"}
+    code = "import os, flytekitplugins.skypilot.sky_api; print(os.environ.get('SKYPILOT_DISABLE_LOCAL_API_SERVER'))"
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "1"
