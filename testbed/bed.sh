@@ -41,8 +41,9 @@ SKYPILOT_USAGE_LOG_URL=http://127.0.0.1:9 SKYPILOT_SCARF_GATEWAY_URL=http://127.
 log() { printf '[bed %(%H:%M:%S)T] %s\n' -1 "$*"; }
 alive() { [ -f "$1" ] && kill -0 "$(cat "$1")" 2>/dev/null; }
 server_env() {
+  # The one place that may start an API server (tests and CI forbid it everywhere else), with the shims in place.
   # shellcheck disable=SC2086
-  env HOME="$SKY_HOME" PATH="$VENV/bin:/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin" \
+  env -u SKYPILOT_DISABLE_LOCAL_API_SERVER -u SKYPILOT_API_SERVER_ENDPOINT HOME="$SKY_HOME" PATH="$VENV/bin:/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin" \
     SKYPILOT_API_SERVER_LOCAL_PORT="$PORT" $TELEMETRY_OFF "$@"
 }
 client_env() {
