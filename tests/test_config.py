@@ -20,7 +20,16 @@ from flytekitplugins.skypilot import SkyPilot, SkyPilotFunctionTask
         ({"disk_size": -5}, "disk_size", "greater than 0"),
         ({"infra": "aws//us-east-1"}, "infra", "empty parts"),
         ({"envs": {"NOT A NAME": "x"}}, "envs", "environment variable names"),
-        ({"accelerator": "H100:8"}, "accelerator", "Extra inputs are not permitted"),
+        ({"accelerator": "H100:8"}, "accelerator", "did you mean 'accelerators'"),
+        ({"infra": "aws", "region": "us-east-1"}, "infra", "use infra alone"),
+        ({"any_of": [{"cpus": 2}], "ordered": [{"cpus": 4}]}, "ordered", "use one of them"),
+        ({"priority": 5000}, "priority", "less than or equal to 1000"),
+        ({"secrets": ["hf token"]}, "secrets", "names of the connector's secrets"),
+        ({"file_mounts": {"/d": {"source": "s3://bkt/sub/dir", "mode": "MOUNT"}}}, "file_mounts",
+         "mount the bucket (s3://bkt) and use sub/dir inside it"),
+        ({"disk_tier": "fastest"}, "disk_tier", "'low', 'medium', 'high', 'ultra' or 'best'"),
+        ({"job_recovery": {"max_restarts_on_errors": -1}}, "job_recovery", "less than the minimum of 0"),
+        ({"any_of": [{"cpu": 2}]}, "any_of", "did you mean 'cpus'"),
         ({"on_host": True, "image_id": "docker:ubuntu"}, "on_host", "drop image_id"),
     ],
 )
@@ -62,6 +71,49 @@ def test_config_is_skypilot_task_yaml_in_template_custom():
         },
         "on_host": False,
         "pool": "p1",
+        "secrets": [],
     }
     assert template.container.image == "ghcr.io/acme/train:1"
     assert template.container.args[0] == "pyflyte-execute"
+
+
+YAML_TASK = {
+    "name": "train",
+    "resources": {"infra": "aws/us-east-1", "accelerators": {"H100": 8}, "use_spot": True,
+                  "job_recovery": {"strategy": "FAILOVER", "max_restarts_on_errors": 2}, "disk_size": 512},
+    "num_nodes": 2,
+    "envs": {"EPOCHS": "3"},
+    "secrets": {"HF_TOKEN": None},
+    "file_mounts": {"/data": "s3://bkt"},
+    "setup": "pip install -r requirements.txt",
+    "config": {"kubernetes": {"pod_config": {"spec": {"runtimeClassName": "nvidia"}}}},
+}
+
+
+def test_from_yaml_gives_the_same_config_as_the_fields(tmp_path):
+    path = tmp_path / "task.yaml"
+    path.write_text(__import__("yaml").safe_dump(YAML_TASK))
+    expected = SkyPilot(
+        infra="aws/us-east-1", accelerators={"H100": 8}, use_spot=True, disk_size=512,
+        job_recovery={"strategy": "FAILOVER", "max_restarts_on_errors": 2}, num_nodes=2, envs={"EPOCHS": "3"},
+        secrets=["HF_TOKEN"], file_mounts={"/data": "s3://bkt"}, setup="pip install -r requirements.txt",
+        config={"kubernetes": {"pod_config": {"spec": {"runtimeClassName": "nvidia"}}}},
+    )
+    assert SkyPilot.from_yaml(path) == expected == SkyPilot.from_yaml(YAML_TASK)
+
+
+@pytest.mark.parametrize(
+    "extra, message",
+    [
+        ({"run": "python train.py"}, "`run:` cannot be part"),
+        ({"workdir": "."}, "`workdir:` cannot be part"),
+        ({"secrets": {"HF_TOKEN": "hf_abc"}}, "passes secrets by name only"),
+        ({"resourcez": {}}, "did you mean 'resources'"),
+        ({"resources": {"autostop": 10}}, "['autostop'] are not supported"),
+    ],
+)
+def test_from_yaml_rejects_what_a_flyte_task_cannot_take(extra, message):
+    with pytest.raises(ValueError) as e:
+        SkyPilot.from_yaml({**YAML_TASK, **extra})
+    assert message in str(e.value)
+    assert "hf_abc" not in str(e.value)

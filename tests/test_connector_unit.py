@@ -45,3 +45,35 @@ def test_local_prefix_in_the_shared_dir_is_opened_to_the_jobs_user(monkeypatch, 
     shared_fs.open_to_job(f"file://{run}/abc")
     assert stat.S_IMODE(os.stat(run / "abc").st_mode) == 0o777
     assert os.stat(run).st_mode & stat.S_IXOTH
+
+
+def test_secrets_are_names_in_the_template_and_values_only_in_the_sky_task(monkeypatch):
+    from flytekit import task
+    from flytekit.configuration import ImageConfig, SerializationSettings
+    from flytekit.tools.translator import get_serializable
+
+    from flytekitplugins.skypilot import SkyPilot
+    from flytekitplugins.skypilot.connector import secret_values
+    from flytekitplugins.skypilot.translate import sky_task, task_yaml
+
+    monkeypatch.setenv("_FSEC_HF_TOKEN", "hf_value_123")
+
+    @task(task_config=SkyPilot(secrets=["HF_TOKEN"]))
+    def t() -> None: ...
+
+    settings = SerializationSettings(image_config=ImageConfig.auto_default_image())
+    template = get_serializable({}, settings, t).template
+    assert "hf_value_123" not in str(template.to_flyte_idl())
+    assert template.custom["secrets"] == ["HF_TOKEN"]
+    built = sky_task(task_yaml(template, "j", secret_values(template.custom["secrets"])))
+    assert built.secrets["HF_TOKEN"].get_secret_value() == "hf_value_123"  # SkyPilot holds it as a SecretStr
+    assert "hf_value_123" not in repr(built)
+
+
+def test_a_missing_secret_names_itself_and_where_the_connector_looks(monkeypatch):
+    from flytekitplugins.skypilot.connector import secret_values
+
+    monkeypatch.delenv("_FSEC_NOPE", raising=False)
+    monkeypatch.delenv("NOPE", raising=False)
+    with pytest.raises(ValueError, match="secret 'NOPE'.*_FSEC_NOPE.*/etc/secrets/nope"):
+        secret_values(["NOPE"])

@@ -67,6 +67,25 @@ def test_on_host_task_has_no_image_and_user_envs_cannot_disable_fail_on_error():
         (SkyPilot(use_spot=True, disk_size=100), {"use_spot": True, "disk_size": 100}),
         (SkyPilot(infra="slurm/localcluster", cpus="1+"), {"infra": "slurm/localcluster", "cpus": "1+"}),
         (SkyPilot(image_id="docker:python:3.11"), {"image_id": "docker:python:3.11"}),
+        (SkyPilot(accelerators=["H100:8", "A100-80GB:8"]), {"accelerators": ["H100:8", "A100-80GB:8"]}),
+        (SkyPilot(accelerators="tpu-v5e-8", accelerator_args={"runtime_version": "v2-alpha-tpuv5-lite"}),
+         {"accelerators": "tpu-v5e-8", "accelerator_args": {"runtime_version": "v2-alpha-tpuv5-lite"}}),
+        (SkyPilot(cloud="gcp", region="us-central1", zone="us-central1-a"),
+         {"cloud": "gcp", "region": "us-central1", "zone": "us-central1-a"}),
+        (SkyPilot(instance_type="p5.48xlarge", disk_tier="high", network_tier="best"),
+         {"instance_type": "p5.48xlarge", "disk_tier": "high", "network_tier": "best"}),
+        (SkyPilot(labels={"team": "ml"}, ports=[8080], max_hourly_cost=12.5),
+         {"labels": {"team": "ml"}, "ports": [8080], "max_hourly_cost": 12.5}),
+        (SkyPilot(use_spot=True, job_recovery={"strategy": "EAGER_NEXT_REGION", "max_restarts_on_errors": 3,
+                                               "recover_on_exit_codes": [33]}),
+         {"use_spot": True, "job_recovery": {"strategy": "EAGER_NEXT_REGION", "max_restarts_on_errors": 3,
+                                             "recover_on_exit_codes": [33]}}),
+        (SkyPilot(job_recovery="FAILOVER"), {"job_recovery": "FAILOVER"}),
+        (SkyPilot(priority=100, priority_class="high"), {"priority": 100, "priority_class": "high"}),
+        (SkyPilot(any_of=[{"infra": "aws", "accelerators": "A100:8"}, {"infra": "gcp", "accelerators": "H100:8"}]),
+         {"any_of": [{"infra": "aws", "accelerators": "A100:8"}, {"infra": "gcp", "accelerators": "H100:8"}]}),
+        (SkyPilot(ordered=[{"infra": "k8s"}, {"infra": "aws", "use_spot": True}]),
+         {"ordered": [{"infra": "k8s"}, {"infra": "aws", "use_spot": True}]}),
     ],
 )
 def test_each_field_matches_skypilots_own_yaml(config, yaml_resources):
@@ -85,3 +104,26 @@ def test_numbers_survive_protobuf():
     assert built.num_nodes == 3
     res = next(iter(built.resources))
     assert res.disk_size == 64 and res.accelerators == {"A100": 2}
+
+
+@pytest.mark.parametrize(
+    "config, yaml_task",
+    [
+        (SkyPilot(file_mounts={"/data": "s3://bkt/prefix", "/ckpt": {"source": "gs://ckpt-bucket", "mode": "MOUNT_CACHED"}}),
+         {"file_mounts": {"/data": "s3://bkt/prefix", "/ckpt": {"source": "gs://ckpt-bucket", "mode": "MOUNT_CACHED"}}}),
+        (SkyPilot(config={"kubernetes": {"pod_config": {"spec": {"runtimeClassName": "nvidia"}}}},
+                  kueue_local_queue="team-a"),
+         {"config": {"kubernetes": {"pod_config": {"spec": {"runtimeClassName": "nvidia"}},
+                                    "kueue": {"local_queue_name": "team-a"}}}}),
+        (SkyPilot(config={"slurm": {"sbatch_options": {"account": "ml"}}}),
+         {"config": {"slurm": {"sbatch_options": {"account": "ml"}}}}),
+    ],
+)
+def test_task_level_fields_match_skypilots_own_yaml(config, yaml_task):
+    template = _template(config)
+    built = sky_task(task_yaml(template, "j"))
+    expected = sky.Task.from_yaml_config(
+        {"name": "j", "run": shlex.join(template.container.args), "num_nodes": 1,
+         "resources": {"image_id": "docker:ghcr.io/acme/app:7"}, "envs": {"FLYTE_FAIL_ON_ERROR": "true"}, **yaml_task}
+    )
+    _same(built, expected)

@@ -83,6 +83,8 @@ def check_task_yaml(config: Dict[str, Any]) -> None:
     """Raises ValueError (with SkyPilot's did-you-mean) when a task YAML dict breaks SkyPilot's schema."""
     sdk = _sky()
     sdk.common_utils.validate_schema(config, sdk.schemas.get_task_schema(), "SkyPilot rejects this task: ")
+    resources = config.get("resources") or {}  # the task schema leaves `resources:` to its own schema
+    sdk.common_utils.validate_schema(resources, sdk.schemas.get_resources_schema(), "SkyPilot rejects these resources: ")
 
 
 def task_from_yaml(config: Dict[str, Any]) -> Any:

@@ -1,7 +1,7 @@
 """Task template + `custom` -> SkyPilot task YAML dict -> `sky.Task`. Pure: no I/O, no API server calls."""
 
 import shlex
-from typing import Any, Dict
+from typing import Any, Dict, Optional
 
 from flytekit.models.task import TaskTemplate
 
@@ -11,8 +11,12 @@ from . import sky_api
 FAIL_ON_ERROR = {"FLYTE_FAIL_ON_ERROR": "true"}
 
 
-def task_yaml(template: TaskTemplate, job_name: str) -> Dict[str, Any]:
-    """The SkyPilot task YAML of the managed job that runs `template`'s command as `job_name`."""
+def task_yaml(template: TaskTemplate, job_name: str, secrets: Optional[Dict[str, str]] = None) -> Dict[str, Any]:
+    """The SkyPilot task YAML of the managed job that runs `template`'s command as `job_name`.
+
+    `secrets` are the values the connector resolved for the names the task asked for; SkyPilot passes them
+    to the job as environment variables and redacts them in what it shows.
+    """
     if template.container is None:
         raise ValueError(
             f"Task {template.id.name} has no container (a pod_template?): a SkyPilot task runs the "
@@ -28,6 +32,8 @@ def task_yaml(template: TaskTemplate, job_name: str) -> Dict[str, Any]:
         resources["image_id"] = f"docker:{template.container.image}"
     if resources:
         task["resources"] = resources
+    if secrets:
+        task["secrets"] = dict(secrets)
     return task
 
 

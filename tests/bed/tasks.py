@@ -1,5 +1,6 @@
 """Tasks the real-bed tests run as SkyPilot managed jobs (on the host: the bed's Slurm has no containers)."""
 
+import hashlib
 import os
 import time
 
@@ -31,6 +32,16 @@ def sleep(seconds: int) -> int:
 @task(task_config=SkyPilot(infra="slurm/localcluster", accelerators="H100:8", on_host=True))
 def needs_h100() -> int:
     return 1
+
+
+@task(task_config=SkyPilot(**BED, secrets=["BED_TOKEN"]))
+def token_digest() -> str:
+    return hashlib.sha256(os.environ["BED_TOKEN"].encode()).hexdigest()
+
+
+@workflow
+def secret_wf() -> str:
+    return token_digest()
 
 
 @workflow

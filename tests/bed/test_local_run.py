@@ -1,7 +1,9 @@
 """`pyflyte run` of SkyPilot tasks on the real bed: outputs, user errors, unplaceable requests."""
 
+import hashlib
 import os
 import re
+import uuid
 import subprocess
 import sys
 from pathlib import Path
@@ -13,8 +15,8 @@ PYFLYTE = str(Path(sys.executable).parent / "pyflyte")
 JOB_NAME = re.compile(r"flyte-local-[0-9a-f]{10}")
 
 
-def pyflyte_run(path: Path, workflow: str, *args: str) -> subprocess.CompletedProcess:
-    env = {**os.environ, "COLUMNS": "400"}  # keep rich from wrapping the messages we look for
+def pyflyte_run(path: Path, workflow: str, *args: str, **env_vars: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, "COLUMNS": "400", **env_vars}  # keep rich from wrapping the messages we look for
     return subprocess.run([PYFLYTE, "run", path.name, workflow, *args], cwd=path.parent, env=env,
                           capture_output=True, text=True, timeout=900)
 
@@ -46,3 +48,14 @@ def test_unplaceable_task_fails_with_skypilots_reason_and_leaves_no_job():
     # SkyPilot records the request as a job that failed its prechecks: nothing is left running or queued.
     name = JOB_NAME.search(out).group(0)
     assert [r["status"].value for r in queue_by_name(name)] == ["FAILED_PRECHECKS"]
+
+
+def test_a_secret_passed_by_name_reaches_the_job_and_nowhere_else():
+    value = f"bed-secret-{uuid.uuid4().hex}"
+    result = pyflyte_run(ROOT / "tests" / "bed" / "tasks.py", "secret_wf", BED_TOKEN=value)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert hashlib.sha256(value.encode()).hexdigest() in result.stdout  # computed in the job from the secret
+    assert value not in result.stdout + result.stderr
+    run_dir = Path(os.environ["FLYTE_SKYPILOT_SHARED_DIR"])
+    leaked = [p for p in run_dir.rglob("*.pb") if value.encode() in p.read_bytes()]
+    assert not leaked, leaked  # not in any inputs, outputs or error document
