@@ -30,14 +30,19 @@ def run(coro):
     return asyncio.new_event_loop().run_until_complete(coro)
 
 
-def wait_for(predicate, timeout: float, every: float = 3.0, what: str = "condition"):
+def wait_for(predicate, timeout: float, every: float = 3.0, what: str = "condition", show=None):
+    """Polls `predicate` until truthy; on time-out says what `show()` (the state watched) was last."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         value = predicate()
         if value:
             return value
         time.sleep(every)
-    raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
+    raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}" + (f"; last: {show()}" if show else ""))
+
+
+def statuses(name: str):
+    return [r["status"].value for r in queue_by_name(name)]
 
 
 def queue_by_name(name: str):
