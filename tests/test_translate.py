@@ -28,6 +28,9 @@ def _same(a: sky.Task, b: sky.Task) -> None:
     def effective(t: sky.Task) -> dict:  # what SkyPilot will run; the echo of the input YAML aside
         config = t.to_yaml_config()
         config.pop("_user_specified_yaml", None)
+        resources = config.get("resources") or {}
+        if "any_of" in resources:  # a set in SkyPilot: no order to compare
+            resources["any_of"] = sorted(resources["any_of"], key=repr)
         return config
 
     assert effective(a) == effective(b)
