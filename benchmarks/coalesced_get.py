@@ -29,7 +29,7 @@ def naive(job_ids):
 
 
 def coalesced(job_ids):
-    tracker = Tracker(max_age=5.0)
+    tracker = Tracker(max_age=5.0, wait=120.0)  # the benchmark waits for the answer, however long
     with ThreadPoolExecutor(len(job_ids)) as pool:
         records = list(pool.map(tracker.job, job_ids))
     assert all(r is not None for r in records)

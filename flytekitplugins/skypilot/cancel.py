@@ -41,6 +41,7 @@ def cancel(request_id: str, job_name: str) -> None:
 def _settled(request_id: str, deadline: float) -> Launch:
     launch = TRACKER.launch(request_id, fresh=True)
     while launch.state in IN_FLIGHT and time.monotonic() < deadline:
+        time.sleep(0.5)
         launch = TRACKER.launch(request_id, fresh=True)
     return launch
 
