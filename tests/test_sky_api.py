@@ -34,3 +34,13 @@ def test_the_gateway_forbids_starting_a_local_api_server():
     code = "import os, flytekitplugins.skypilot.sky_api; print(os.environ.get('SKYPILOT_DISABLE_LOCAL_API_SERVER'))"
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "1"
+
+
+def test_an_unanswering_loopback_server_is_reported_as_unavailable():
+    # A loopback endpoint that does not answer makes the SDK try to start a local server, which is forbidden:
+    # SkyPilot's own refusal must reach the user as "the server is not answering", naming the endpoint.
+    from sky.server import common
+
+    refuse = sky_api._on_server(common.check_local_api_server_enabled_or_raise)
+    with pytest.raises(sky_api.SkyPilotUnavailable, match=f"{sky_api.endpoint()} is not answering"):
+        refuse()

@@ -117,6 +117,14 @@ def _on_server(fn: Callable) -> Callable:
                 f"SkyPilot API server {endpoint()} refused the credentials; set SKYPILOT_SERVICE_ACCOUNT_TOKEN "
                 "to a valid service-account token"
             ) from None
+        except RuntimeError as e:
+            if "local API server" not in str(e):
+                raise
+            # A loopback endpoint that does not answer makes the SDK try to start a server, which we forbid.
+            raise SkyPilotUnavailable(
+                f"SkyPilot API server {endpoint()} is not answering; check that it is running and that "
+                "SKYPILOT_API_SERVER_ENDPOINT points at it"
+            ) from None
 
     return call
 
