@@ -24,7 +24,8 @@ def create(task, inputs, retry=0) -> SkyPilotMetadata:
 
 def test_delete_of_a_running_task_cancels_its_job():
     meta = create(sleep, {"seconds": 600})
-    wait_for(lambda: run(CONNECTOR.get(meta)).phase == TaskExecution.RUNNING, 300, what="RUNNING")
+    wait_for(lambda: run(CONNECTOR.get(meta)).phase == TaskExecution.RUNNING, 600, what="RUNNING",
+             show=lambda: run(CONNECTOR.get(meta)).message)
     started = time.monotonic()
     run(CONNECTOR.delete(meta))
     assert time.monotonic() - started < 10, "DeleteTask must return inside propeller's 10 s"
