@@ -40,6 +40,8 @@ class Tracker:
         self._round = 0
         self._wake = False
         self._poller: Optional[threading.Thread] = None
+        self._busy = False  # a round is in progress
+        self._in_round: frozenset = frozenset()  # the request and job ids that round asks about
         self._requests: Dict[str, str] = {}  # launch request id -> state, while in flight
         self._launches: Dict[str, Launch] = {}  # launch request id -> final outcome
         self._asked: Dict[int, float] = {}  # tracked job id -> when a get() last asked
@@ -96,9 +98,6 @@ class Tracker:
         deadline = time.monotonic() + self.wait
         while self._round < target and time.monotonic() < deadline:
             self._cond.wait(deadline - time.monotonic())
-
-    _busy = False
-    _in_round: frozenset = frozenset()  # request and job ids the round in progress asks about
 
     def _poll(self) -> None:
         while True:

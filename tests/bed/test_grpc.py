@@ -9,7 +9,7 @@ from pathlib import Path
 
 import grpc
 import pytest
-from conftest import queue_by_name
+from conftest import statuses
 from flyteidl.admin.agent_pb2 import CreateTaskRequest, DeleteTaskRequest, GetTaskRequest, ListAgentsRequest, TaskCategory
 from flyteidl.core.execution_pb2 import TaskExecution
 from flyteidl.service.agent_pb2_grpc import AgentMetadataServiceStub, AsyncAgentServiceStub
@@ -78,5 +78,5 @@ def test_create_get_outputs_over_grpc(channel):
     result = outputs(prefix, repeat)["o0"]
     assert result.startswith("grpc-grpc@")
     assert meta.job_name in result  # computed inside that very managed job
-    assert [r["status"].value for r in queue_by_name(meta.job_name)] == ["SUCCEEDED"]  # one job, however many creates
+    assert statuses(meta.job_name) == ["SUCCEEDED"]  # one job, however many creates
     stub.DeleteTask(DeleteTaskRequest(task_category=CATEGORY, resource_meta=created.resource_meta), timeout=10)

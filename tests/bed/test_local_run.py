@@ -8,7 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from conftest import queue_by_name
+from conftest import statuses
 
 ROOT = Path(__file__).resolve().parents[2]
 PYFLYTE = str(Path(sys.executable).parent / "pyflyte")
@@ -26,7 +26,7 @@ def test_example_workflow_returns_the_value_computed_in_the_job():
     assert result.returncode == 0, result.stdout + result.stderr
     assert "hello bed hello bed hello bed" in result.stdout
     name = JOB_NAME.search(result.stdout).group(0)  # the job reports its own SkyPilot task id
-    assert [r["status"].value for r in queue_by_name(name)] == ["SUCCEEDED"]
+    assert statuses(name) == ["SUCCEEDED"]
 
 
 def test_user_exception_fails_the_run_with_the_users_message():
@@ -36,7 +36,7 @@ def test_user_exception_fails_the_run_with_the_users_message():
     assert "ValueError" in out and "boom" in out, out
     assert "user program failure" in out  # SkyPilot's own reason, beside the user's
     name = JOB_NAME.search(out).group(0)
-    assert [r["status"].value for r in queue_by_name(name)] == ["FAILED"]
+    assert statuses(name) == ["FAILED"]
 
 
 def test_unplaceable_task_fails_with_skypilots_reason_and_leaves_no_job():
@@ -47,7 +47,7 @@ def test_unplaceable_task_fails_with_skypilots_reason_and_leaves_no_job():
     assert "\x1b[" not in out.split("SkyPilot cannot run this request", 1)[1]  # SkyPilot's colours stripped
     # SkyPilot records the request as a job that failed its prechecks: nothing is left running or queued.
     name = JOB_NAME.search(out).group(0)
-    assert [r["status"].value for r in queue_by_name(name)] == ["FAILED_PRECHECKS"]
+    assert statuses(name) == ["FAILED_PRECHECKS"]
 
 
 def test_a_secret_passed_by_name_reaches_the_job_and_nowhere_else():
