@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The local test bed: a real SkyPilot API server (consolidation mode) whose managed jobs run on a
-# single-node Slurm cluster on loopback. Debian and PyPI packages only; all traffic stays on 127.0.0.1.
+# two-node Slurm cluster on loopback (127.0.0.1 and 127.0.0.2). Debian and PyPI packages only; all traffic
+# stays on loopback.
 #
 #   bash testbed/bed.sh up       install what is missing, start everything (idempotent, quiet)
 #   bash testbed/bed.sh down     cancel leftover allocations, stop the API server and the daemons
@@ -112,11 +113,16 @@ EOF
 
 slurm() {
   getent hosts "$NODE" >/dev/null || echo "127.0.0.1 $NODE" >> /etc/hosts
-  mkdir -p /var/spool/slurmctld /var/spool/slurmd /var/log/slurm /run/munge /var/log/munge /var/lib/munge
+  # SkyPilot resolves node names itself: a name missing here fails the job (and asks DNS off the machine).
+  grep -qE '^127\.0\.0\.2[[:space:]]+vm2' /etc/hosts || echo "127.0.0.2 vm2" >> /etc/hosts
+  mkdir -p /var/spool/slurmctld /var/spool/slurmd /var/spool/slurmd-vm2 /var/log/slurm /run/munge /var/log/munge /var/lib/munge
   chown munge:munge /run/munge /var/log/munge /var/lib/munge
   [ -s /etc/munge/munge.key ] || dd if=/dev/urandom bs=1 count=1024 of=/etc/munge/munge.key 2>/dev/null
   chown munge:munge /etc/munge/munge.key && chmod 400 /etc/munge/munge.key
   sed -e "s|@NODE@|$NODE|g" -e "s|@RUN@|$RUN|g" "$HERE/slurm.conf.in" > /etc/slurm/slurm.conf
+  # vm2's slurmd: the same cluster, its own pid file, spool and log.
+  sed -e "s|^SlurmdPidFile=.*|SlurmdPidFile=$RUN/slurmd-vm2.pid|" -e "s|^SlurmdSpoolDir=.*|SlurmdSpoolDir=/var/spool/slurmd-vm2|" \
+    -e "s|^SlurmdLogFile=.*|SlurmdLogFile=/var/log/slurm/slurmd-vm2.log|" /etc/slurm/slurm.conf > /etc/slurm/slurm-vm2.conf
   if ! alive "$RUN/munged.pid"; then
     runuser -u munge -- /usr/sbin/munged --pid-file=/run/munge/munged.pid
     sleep 1 && cp /run/munge/munged.pid "$RUN/munged.pid"
@@ -124,8 +130,10 @@ slurm() {
   munge -n | unmunge >/dev/null
   alive "$RUN/slurmctld.pid" || /usr/sbin/slurmctld
   alive "$RUN/slurmd.pid" || /usr/sbin/slurmd
-  for _ in $(seq 30); do sinfo -h -o %T 2>/dev/null | grep -qE 'idle|mix|alloc' && break; sleep 1; done
-  srun -N1 -t 1 hostname >/dev/null
+  alive "$RUN/slurmd-vm2.pid" || /usr/sbin/slurmd -f /etc/slurm/slurm-vm2.conf -N vm2
+  for _ in $(seq 30); do [ "$(sinfo -h -o %T 2>/dev/null | grep -cE 'idle|mix|alloc')" -ge 1 ] \
+    && [ "$(sinfo -h -N -o %T 2>/dev/null | grep -cE 'idle|mix|alloc')" -ge 2 ] && break; sleep 1; done
+  srun -N2 -t 1 hostname >/dev/null
 }
 
 sshd_login_node() {
@@ -183,7 +191,7 @@ down() {
                | grep -o 'pid=[0-9]*' | cut -d= -f2 | sort -u); do
     kill "$pid" 2>/dev/null || true   # SkyPilot's SSH ControlMaster muxes
   done
-  for d in sshd slurmd slurmctld munged; do
+  for d in sshd slurmd-vm2 slurmd slurmctld munged; do
     if alive "$RUN/$d.pid"; then kill "$(cat "$RUN/$d.pid")" && sleep 1; fi
     rm -f "$RUN/$d.pid"
   done
@@ -192,7 +200,7 @@ down() {
 
 status() {
   local d
-  for d in munged slurmctld slurmd sshd; do
+  for d in munged slurmctld slurmd slurmd-vm2 sshd; do
     if alive "$RUN/$d.pid"; then echo "$d: running"; else echo "$d: stopped"; fi
   done
   if curl -sf "http://127.0.0.1:$PORT/api/health"; then echo; else echo "api server: down"; fi

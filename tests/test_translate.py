@@ -1,6 +1,7 @@
 """The `sky.Task` the connector launches equals what SkyPilot builds from the equivalent task YAML."""
 
 import shlex
+import subprocess
 
 import pytest
 import sky
@@ -9,7 +10,7 @@ from flytekit.configuration import Image, ImageConfig, SerializationSettings
 from flytekit.models.task import TaskTemplate
 from flytekit.tools.translator import get_serializable
 
-from flytekitplugins.skypilot import SkyPilot
+from flytekitplugins.skypilot import NodeInfo, SkyPilot, node_info
 from flytekitplugins.skypilot.translate import sky_task, task_yaml
 
 SETTINGS = SerializationSettings(image_config=ImageConfig(default_image=Image(name="d", fqn="ghcr.io/acme/app", tag="7")))
@@ -130,3 +131,37 @@ def test_task_level_fields_match_skypilots_own_yaml(config, yaml_task):
          "resources": {"image_id": "docker:ghcr.io/acme/app:7"}, "envs": {"FLYTE_FAIL_ON_ERROR": "true"}, **yaml_task}
     )
     _same(built, expected)
+
+
+@pytest.mark.parametrize("rank, prefix", [("0", "s3://b/run/n0"), ("1", "s3://b/run/n0/node-1")])
+def test_multi_node_run_exports_torch_variables_and_sends_other_nodes_outputs_aside(rank, prefix, tmp_path):
+    template = _template(SkyPilot(num_nodes=2, envs={"MASTER_PORT": "1234"}))
+    args = list(template.container.args)
+    args[args.index("--output-prefix") + 1] = "s3://b/run/n0"
+    template.container._args = args
+    built = sky_task(task_yaml(template, "j"))
+    assert built.num_nodes == 2
+    # Run the job's command as SkyPilot would on node `rank`, with `exec` landing on a recorder.
+    recorder = tmp_path / "pyflyte-execute"
+    recorder.write_text('#!/bin/sh\necho "$MASTER_ADDR $MASTER_PORT $WORLD_SIZE $NODE_RANK $RANK"\n'
+                        'while [ "$1" != --output-prefix ]; do shift; done; echo "$2"\n')
+    recorder.chmod(0o755)
+    env = {"PATH": f"{tmp_path}:/usr/bin:/bin", "SKYPILOT_NODE_RANK": rank, "SKYPILOT_NUM_NODES": "2",
+           "SKYPILOT_NODE_IPS": "10.0.0.5\n10.0.0.6", **built.envs}
+    out = subprocess.run(["bash", "-c", built.run], env=env, capture_output=True, text=True, check=True).stdout
+    assert out.split("\n")[:2] == [f"10.0.0.5 1234 2 {rank} {rank}", prefix]
+
+
+def test_node_info_reads_skypilots_variables(monkeypatch):
+    monkeypatch.setenv("SKYPILOT_NODE_RANK", "1")
+    monkeypatch.setenv("SKYPILOT_NODE_IPS", "10.0.0.5\n10.0.0.6\n")
+    monkeypatch.setenv("SKYPILOT_NUM_NODES", "2")
+    monkeypatch.setenv("SKYPILOT_NUM_GPUS_PER_NODE", "8")
+    node = node_info()
+    assert (node.rank, node.num_nodes, node.head_ip, node.is_head, node.gpus_per_node) == (1, 2, "10.0.0.5", False, 8)
+
+
+def test_node_info_outside_a_job_is_one_head_node(monkeypatch):
+    for var in ("SKYPILOT_NODE_RANK", "SKYPILOT_NODE_IPS", "SKYPILOT_NUM_NODES", "SKYPILOT_NUM_GPUS_PER_NODE"):
+        monkeypatch.delenv(var, raising=False)
+    assert node_info() == NodeInfo(rank=0, num_nodes=1, ips=["127.0.0.1"], gpus_per_node=0)

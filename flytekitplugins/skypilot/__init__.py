@@ -4,10 +4,15 @@
    SkyPilot
    SkyPilotFunctionTask
    SkyPilotConnector
+   SkyPilotYamlTask
+   node_info
 """
 
 from .config import SkyPilot
+from .distributed import NodeInfo, node_info
 from .connector import SkyPilotConnector, SkyPilotMetadata
 from .task import SkyPilotFunctionTask
+from .yaml_task import SkyPilotYamlTask
 
-__all__ = ["SkyPilot", "SkyPilotConnector", "SkyPilotFunctionTask", "SkyPilotMetadata"]
+__all__ = ["NodeInfo", "SkyPilot", "SkyPilotConnector", "SkyPilotFunctionTask", "SkyPilotMetadata", "SkyPilotYamlTask",
+           "node_info"]

@@ -186,7 +186,7 @@ class SkyPilot(BaseModel):
         else:
             with open(source) as f:
                 task = yaml.safe_load(f) or {}
-        sky_api.check_task_yaml(task)  # SkyPilot's own schema, with its did-you-mean for unknown keys
+        task = sky_api.check_task_yaml(task)  # SkyPilot's own schema, with its did-you-mean for unknown keys
         for key, why in _NOT_FOR_A_FLYTE_TASK.items():
             if task.get(key) is not None:
                 raise ValueError(f"`{key}:` cannot be part of a Flyte task's SkyPilot config: {why}")

@@ -5,7 +5,7 @@ import hashlib
 import re
 import threading
 from collections import defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Dict, List, Optional
 
 from flyteidl.core.execution_pb2 import TaskExecution, TaskLog
@@ -16,7 +16,7 @@ from flytekit.extend.backend.utils import get_connector_secret
 from flytekit.models.literals import LiteralMap
 from flytekit.models.task import TaskExecutionMetadata, TaskTemplate
 
-from . import cancel, shared_fs, sky_api, status, translate
+from . import cancel, distributed, shared_fs, sky_api, status, translate, yaml_io
 from .tracker import TRACKER
 
 TASK_TYPE = "skypilot"
@@ -30,6 +30,8 @@ class SkyPilotMetadata(ResourceMeta):
     request_id: str  # the launch request; get() resolves it to the managed job id
     output_prefix: str  # where pyflyte-execute writes outputs.pb / error.pb
     endpoint: str  # the SkyPilot API server the job was submitted to
+    num_nodes: int = 1  # nodes other than the head write error.pb under <output_prefix>/node-<rank>
+    outputs: Dict[str, str] = field(default_factory=dict)  # a YAML task's output names and kinds (see yaml_io)
 
 
 class SkyPilotConnector(AsyncConnectorBase):
@@ -51,11 +53,12 @@ class SkyPilotConnector(AsyncConnectorBase):
     ) -> SkyPilotMetadata:
         shared_fs.open_to_job(output_prefix)
         name = job_name(task_execution_metadata, output_prefix)
-        config = translate.task_yaml(task_template, name, secret_values((task_template.custom or {}).get("secrets")))
+        custom = task_template.custom or {}
+        config = translate.task_yaml(task_template, name, secret_values(custom.get("secrets")), inputs, output_prefix)
         task = translate.sky_task(config)
-        pool = (task_template.custom or {}).get("pool")
-        request_id = await asyncio.to_thread(self._launch_once, task, name, pool)
-        return SkyPilotMetadata(name, request_id, output_prefix, sky_api.endpoint())
+        request_id = await asyncio.to_thread(self._launch_once, task, name, custom.get("pool"))
+        return SkyPilotMetadata(name, request_id, output_prefix, sky_api.endpoint(), task.num_nodes,
+                                dict(custom.get("outputs") or {}))
 
     def _launch_once(self, task, name: str, pool: Optional[str]) -> str:
         """Propeller may repeat CreateTask for one attempt (after a timeout, say): launch its job only once."""
@@ -79,7 +82,9 @@ class SkyPilotConnector(AsyncConnectorBase):
         phase, message = status.job_phase(record)
         message = _outage(message)
         if phase in (TaskExecution.FAILED, TaskExecution.RETRYABLE_FAILED):
-            message = _with_user_error(message, resource_meta.output_prefix)
+            message = await asyncio.to_thread(_with_user_errors, message, resource_meta)
+        if phase == TaskExecution.SUCCEEDED and resource_meta.outputs:
+            return await asyncio.to_thread(_with_outputs, message, links, resource_meta)
         return Resource(phase=phase, message=message, log_links=links)
 
     async def delete(self, resource_meta: SkyPilotMetadata, **kwargs) -> None:
@@ -121,7 +126,23 @@ def job_name(meta: Optional[TaskExecutionMetadata], output_prefix: str) -> str:
     return f"flyte-{readable}-{digest}"
 
 
-def _with_user_error(message: str, output_prefix: str) -> str:
+def _with_outputs(message: str, links: List[TaskLog], meta: SkyPilotMetadata) -> Resource:
+    """A YAML task's success, with the outputs its job wrote (or its failure to write them)."""
+    try:
+        outputs = yaml_io.read_outputs(meta.output_prefix, meta.outputs)
+    except yaml_io.MissingOutput as e:
+        return Resource(phase=TaskExecution.FAILED, message=f"{message}, but {e}", log_links=links)
+    return Resource(phase=TaskExecution.SUCCEEDED, message=message, log_links=links, outputs=outputs)
+
+
+def _with_user_errors(message: str, meta: SkyPilotMetadata) -> str:
+    """Adds each node's user error to a failure message (one node: the task's own error.pb)."""
+    for rank, prefix in enumerate(distributed.node_prefixes(meta.output_prefix, meta.num_nodes)):
+        message = _with_user_error(message, prefix, f"node {rank}: " if meta.num_nodes > 1 else "")
+    return message
+
+
+def _with_user_error(message: str, output_prefix: str, where: str = "") -> str:
     """Adds the user's own error (error.pb, written by pyflyte-execute) to a failure message."""
     from flyteidl.core import errors_pb2
 
@@ -129,15 +150,16 @@ def _with_user_error(message: str, output_prefix: str) -> str:
     remote = f"{output_prefix.rstrip('/')}/error.pb"
     try:
         if not ctx.file_access.exists(remote):
+            logger.info(f"no error document at {remote}")
             return message
         local = ctx.file_access.get_random_local_path()
         ctx.file_access.get_data(remote, local)
         error = load_proto_from_file(errors_pb2.ErrorDocument, local).error
     except Exception as e:  # the job's own failure is the news; a missing error.pb is not
-        logger.debug(f"no user error read from {remote}: {e}")
+        logger.warning(f"no user error read from {remote}: {e}")
         return message
     kind = errors_pb2.ContainerError.Kind.Name(error.kind)
-    return f"{message}\n[{kind}] {error.code}: {error.message}"
+    return f"{message}\n{where}[{kind}] {error.code}: {error.message}"
 
 
 ConnectorRegistry.register(SkyPilotConnector())

@@ -79,12 +79,20 @@ def check_infra(infra: str) -> None:
     _sky().infra_utils.InfraInfo.from_str(infra)
 
 
-def check_task_yaml(config: Dict[str, Any]) -> None:
-    """Raises ValueError (with SkyPilot's did-you-mean) when a task YAML dict breaks SkyPilot's schema."""
+def check_task_yaml(config: Dict[str, Any]) -> Dict[str, Any]:
+    """The task YAML dict as SkyPilot reads it (env and secret values as text, as `sky.Task.from_yaml` does);
+    raises ValueError (with SkyPilot's did-you-mean) when it breaks SkyPilot's schema."""
+    config = dict(config)
+    for key in ("envs", "secrets"):
+        if isinstance(config.get(key), dict):
+            config[key] = {str(k): None if v is None else str(v) for k, v in config[key].items()}
+        elif isinstance(config.get(key), list):
+            config[key] = {str(k): None for k in config[key]}  # names only
     sdk = _sky()
     sdk.common_utils.validate_schema(config, sdk.schemas.get_task_schema(), "SkyPilot rejects this task: ")
     resources = config.get("resources") or {}  # the task schema leaves `resources:` to its own schema
     sdk.common_utils.validate_schema(resources, sdk.schemas.get_resources_schema(), "SkyPilot rejects these resources: ")
+    return config
 
 
 def task_from_yaml(config: Dict[str, Any]) -> Any:

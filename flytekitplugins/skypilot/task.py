@@ -44,36 +44,42 @@ class SkyPilotFunctionTask(AsyncConnectorExecutorMixin, PythonFunctionTask[SkyPi
 
     def _submit(self, **kwargs) -> Any:
         """A local run: through the connector, with the run's data where the job can reach it."""
-        ctx = FlyteContextManager.current_context()
-        builder = ctx.new_builder()
-        if ctx.serialization_settings is None:  # a plain local run: Flyte's default image, as for registration
-            builder = builder.with_serialization_settings(
-                SerializationSettings(image_config=ImageConfig.auto_default_image())
-            )
-        raw = ctx.file_access.raw_output_prefix
-        if shared_fs.local_path(raw) is not None:
-            if shared_fs.shared_dir() is None:
-                raise ValueError(shared_fs.unreachable(raw))
-            builder = builder.with_file_access(
-                FileAccessProvider(
-                    local_sandbox_dir=ctx.file_access.local_sandbox_dir,
-                    raw_output_prefix=shared_fs.run_data_dir(),
-                    data_config=ctx.file_access.data_config,
-                )
-            )
-            if self.task_config.on_host:
-                self._run_env = shared_fs.host_env(self._source_root())
+        if self.task_config.on_host and shared_fs.shared_dir() is not None:
+            self._run_env = shared_fs.host_env(self._source_root())
         try:
-            with FlyteContextManager.with_context(builder):
-                return AsyncConnectorExecutorMixin.execute(self, **kwargs)
-        except sky_api.SkyPilotUnavailable as e:
-            raise sky_api.SkyPilotUnavailable(str(e)) from None  # the endpoint and the fix, not event-loop frames
+            return submit_locally(self, kwargs)
         finally:
             self._run_env = {}
 
     def _source_root(self) -> str:
         _, module, _, path = extract_task_module(self)
         return str(Path(path).resolve().parents[module.count(".")]) if path else os.getcwd()
+
+
+def submit_locally(task: AsyncConnectorExecutorMixin, kwargs: Dict[str, Any]) -> Any:
+    """Runs `task` through the connector from a local run, its data where the job can reach it."""
+    ctx = FlyteContextManager.current_context()
+    builder = ctx.new_builder()
+    if ctx.serialization_settings is None:  # a plain local run: Flyte's default image, as for registration
+        builder = builder.with_serialization_settings(
+            SerializationSettings(image_config=ImageConfig.auto_default_image())
+        )
+    raw = ctx.file_access.raw_output_prefix
+    if shared_fs.local_path(raw) is not None:
+        if shared_fs.shared_dir() is None:
+            raise ValueError(shared_fs.unreachable(raw))
+        builder = builder.with_file_access(
+            FileAccessProvider(
+                local_sandbox_dir=ctx.file_access.local_sandbox_dir,
+                raw_output_prefix=shared_fs.run_data_dir(),
+                data_config=ctx.file_access.data_config,
+            )
+        )
+    try:
+        with FlyteContextManager.with_context(builder):
+            return AsyncConnectorExecutorMixin.execute(task, **kwargs)
+    except sky_api.SkyPilotUnavailable as e:
+        raise sky_api.SkyPilotUnavailable(str(e)) from None  # the endpoint and the fix, not event-loop frames
 
 
 TaskPlugins.register_pythontask_plugin(SkyPilot, SkyPilotFunctionTask)

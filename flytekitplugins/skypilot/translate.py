@@ -1,22 +1,27 @@
 """Task template + `custom` -> SkyPilot task YAML dict -> `sky.Task`. Pure: no I/O, no API server calls."""
 
+import copy
 import shlex
 from typing import Any, Dict, Optional
 
+from flytekit.models.literals import LiteralMap
 from flytekit.models.task import TaskTemplate
 
-from . import sky_api
+from . import distributed, sky_api, yaml_io
 
 # pyflyte-execute exits 0 after a user exception unless this is set: the managed job must fail instead.
 FAIL_ON_ERROR = {"FLYTE_FAIL_ON_ERROR": "true"}
 
 
-def task_yaml(template: TaskTemplate, job_name: str, secrets: Optional[Dict[str, str]] = None) -> Dict[str, Any]:
-    """The SkyPilot task YAML of the managed job that runs `template`'s command as `job_name`.
+def task_yaml(template: TaskTemplate, job_name: str, secrets: Optional[Dict[str, str]] = None,
+              inputs: Optional[LiteralMap] = None, output_prefix: str = "") -> Dict[str, Any]:
+    """The SkyPilot task YAML of the managed job that runs `template` as `job_name`.
 
     `secrets` are the values the connector resolved for the names the task asked for; SkyPilot passes them
     to the job as environment variables and redacts them in what it shows.
     """
+    if is_yaml_task(template):
+        return _yaml_task(template, job_name, secrets, inputs, output_prefix)
     if template.container is None:
         raise ValueError(
             f"Task {template.id.name} has no container (a pod_template?): a SkyPilot task runs the "
@@ -25,13 +30,33 @@ def task_yaml(template: TaskTemplate, job_name: str, secrets: Optional[Dict[str,
     custom = _integral(template.custom or {})
     task = dict(custom.get("task", {}))
     task["name"] = job_name
-    task["run"] = shlex.join(template.container.args)
+    args = list(template.container.args)
+    task["run"] = distributed.run_command(args) if task.get("num_nodes", 1) > 1 else shlex.join(args)
     task["envs"] = {**(template.container.env or {}), **task.get("envs", {}), **FAIL_ON_ERROR}
     resources = dict(task.get("resources", {}))
     if not custom.get("on_host") and "image_id" not in resources:
         resources["image_id"] = f"docker:{template.container.image}"
     if resources:
         task["resources"] = resources
+    if secrets:
+        task["secrets"] = dict(secrets)
+    return task
+
+
+def is_yaml_task(template: TaskTemplate) -> bool:
+    return "env_of_input" in (template.custom or {})
+
+
+def _yaml_task(template: TaskTemplate, job_name: str, secrets: Optional[Dict[str, str]],
+               inputs: Optional[LiteralMap], output_prefix: str) -> Dict[str, Any]:
+    """A SkyPilot YAML task: its own `run`, its envs set from the task's inputs, outputs under $FLYTE_OUTPUT_DIR."""
+    custom = _integral(template.custom)
+    task = copy.deepcopy(custom["task"])
+    task["name"] = job_name
+    task["envs"] = {**task.get("envs", {}), **yaml_io.env_values(inputs, custom["env_of_input"])}
+    if custom.get("outputs"):
+        task["envs"][yaml_io.OUTPUT_DIR_ENV], mounts = yaml_io.job_output_dir(output_prefix)
+        task["file_mounts"] = {**task.get("file_mounts", {}), **mounts}
     if secrets:
         task["secrets"] = dict(secrets)
     return task

@@ -2,11 +2,12 @@
 
 import hashlib
 import os
+import socket
 import time
 
 from flytekit import task, workflow
 
-from flytekitplugins.skypilot import SkyPilot
+from flytekitplugins.skypilot import SkyPilot, node_info
 
 BED = dict(infra="slurm/localcluster", cpus="1+", on_host=True)
 
@@ -52,3 +53,45 @@ def boom_wf() -> int:
 @workflow
 def h100_wf() -> int:
     return needs_h100()
+
+
+@task(task_config=SkyPilot(**BED, num_nodes=2))
+def gather_ranks(token: str) -> str:
+    """Every node reaches the head over MASTER_ADDR:MASTER_PORT, as torch.distributed would; the head answers."""
+    node = node_info()
+    assert os.environ["WORLD_SIZE"] == str(node.num_nodes) and os.environ["NODE_RANK"] == str(node.rank)
+    port = int(os.environ["MASTER_PORT"])
+    if not node.is_head:
+        for _ in range(60):
+            try:
+                with socket.create_connection((os.environ["MASTER_ADDR"], port), timeout=5) as s:
+                    s.sendall(f"{node.rank}@{node.ips[node.rank]}:{token}".encode())
+                return "not the head: this value must not become the task's output"
+            except OSError:
+                time.sleep(1)
+        raise RuntimeError(f"node {node.rank} could not reach the head at {os.environ['MASTER_ADDR']}:{port}")
+    with socket.create_server((node.head_ip, port)) as server:
+        server.settimeout(120)
+        seen = [f"0@{node.head_ip}:{token}"]
+        for _ in range(node.num_nodes - 1):
+            conn, _ = server.accept()
+            with conn:
+                seen.append(conn.recv(1024).decode())
+    return f"{node.num_nodes} nodes: " + " ".join(sorted(seen)) + f" ({os.environ['SKYPILOT_TASK_ID']})"
+
+
+@task(task_config=SkyPilot(**BED, num_nodes=2))
+def fail_on_node_1() -> int:
+    if node_info().rank == 1:
+        raise ValueError("node 1 cannot go on")
+    return 0
+
+
+@workflow
+def ranks_wf(token: str) -> str:
+    return gather_ranks(token=token)
+
+
+@workflow
+def node_failure_wf() -> int:
+    return fail_on_node_1()

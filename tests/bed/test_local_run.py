@@ -59,3 +59,21 @@ def test_a_secret_passed_by_name_reaches_the_job_and_nowhere_else():
     run_dir = Path(os.environ["FLYTE_SKYPILOT_SHARED_DIR"])
     leaked = [p for p in run_dir.rglob("*.pb") if value.encode() in p.read_bytes()]
     assert not leaked, leaked  # not in any inputs, outputs or error document
+
+
+def test_multi_node_task_reaches_the_head_over_master_addr_and_returns_the_heads_value():
+    token = uuid.uuid4().hex[:8]
+    result = pyflyte_run(ROOT / "tests" / "bed" / "tasks.py", "ranks_wf", "--token", token)
+    assert result.returncode == 0, result.stdout + result.stderr
+    # Node 1 (vm2, 127.0.0.2) reached node 0 (127.0.0.1) through MASTER_ADDR / MASTER_PORT.
+    assert f"2 nodes: 0@127.0.0.1:{token} 1@127.0.0.2:{token}" in result.stdout, result.stdout
+    assert "not the head" not in result.stdout
+    assert statuses(JOB_NAME.search(result.stdout).group(0)) == ["SUCCEEDED"]
+
+
+def test_a_failure_on_any_node_fails_the_task_with_that_nodes_error():
+    result = pyflyte_run(ROOT / "tests" / "bed" / "tasks.py", "node_failure_wf")
+    out = result.stdout + result.stderr
+    assert result.returncode != 0
+    assert "node 1: " in out and "node 1 cannot go on" in out, out
+    assert statuses(JOB_NAME.search(out).group(0)) == ["FAILED"]
