@@ -77,3 +77,13 @@ def test_a_failure_on_any_node_fails_the_task_with_that_nodes_error():
     assert result.returncode != 0
     assert "node 1: " in out and "node 1 cannot go on" in out, out
     assert statuses(JOB_NAME.search(out).group(0)) == ["FAILED"]
+
+
+def test_an_unchanged_skypilot_yaml_runs_with_typed_inputs_and_outputs():
+    model = f"m-{uuid.uuid4().hex[:6]}"
+    result = pyflyte_run(ROOT / "examples" / "yaml_task.py", "eval_wf", "--model", model, "--samples", "70")
+    assert result.returncode == 0, result.stdout + result.stderr
+    # sum(i % 7 for i in range(70)) / 70 == 3.0, computed by the YAML's `run` in the job, read back as a float
+    assert "score=3.0" in result.stdout, result.stdout
+    report = Path(re.search(r"report=(\S+?)\)", result.stdout).group(1))
+    assert report.read_text().strip() == f"model={model} samples=70 score=3.0"  # a FlyteFile the job wrote
