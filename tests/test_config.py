@@ -31,6 +31,8 @@ from flytekitplugins.skypilot import SkyPilot, SkyPilotFunctionTask
         ({"job_recovery": {"max_restarts_on_errors": -1}}, "job_recovery", "less than the minimum of 0"),
         ({"any_of": [{"cpu": 2}]}, "any_of", "did you mean 'cpus'"),
         ({"on_host": True, "image_id": "docker:ubuntu"}, "on_host", "drop image_id"),
+        ({"cluster_name": "-team"}, "cluster_name", "only contains letters, numbers and dash"),
+        ({"pool": "p", "cluster_name": "c"}, "cluster_name", "use one of them"),
     ],
 )
 def test_bad_config_fails_at_declaration_naming_the_field(kwargs, field, hint):
@@ -71,6 +73,7 @@ def test_config_is_skypilot_task_yaml_in_template_custom():
         },
         "on_host": False,
         "pool": "p1",
+        "cluster_name": None,
         "secrets": [],
     }
     assert template.container.image == "ghcr.io/acme/train:1"

@@ -8,7 +8,7 @@ sweeper that does the same once it settles.
 
 import threading
 import time
-from typing import Dict, Tuple
+from typing import Dict, Optional, Tuple
 
 from flytekit import logger
 
@@ -20,8 +20,11 @@ _SWEEP_EVERY_S = 5.0
 _GIVE_UP_AFTER_S = 3600.0
 
 
-def cancel(request_id: str, job_name: str) -> None:
+def cancel(request_id: Optional[str], job_name: str) -> None:
     """Idempotent: a job that never started, already ended or was already cancelled is fine."""
+    if not request_id:  # a launch that never happened (or happened in a connector that restarted since)
+        sky_api.cancel_by_name(job_name, wait_seconds=_BUDGET_S)
+        return
     deadline = time.monotonic() + _BUDGET_S
     launch = TRACKER.launch(request_id)
     if launch.job_id is None and launch.state in IN_FLIGHT:

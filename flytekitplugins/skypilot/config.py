@@ -79,6 +79,10 @@ class SkyPilot(BaseModel):
     )
     config: Dict[str, Any] = Field(default_factory=dict, description="SkyPilot per-task config overrides")
     pool: Optional[str] = Field(None, description="Name of an existing SkyPilot pool to run on")
+    cluster_name: Optional[str] = Field(
+        None, description="Tasks naming one cluster run on one warm SkyPilot pool of that name, created from the "
+        "first such task's resources if missing and never torn down by the plugin (`sky jobs pool down <name>`)"
+    )
 
     @field_validator("cpus")
     @classmethod
@@ -114,6 +118,16 @@ class SkyPilot(BaseModel):
             sky_api.check_infra(v)  # SkyPilot's own parser, offline
         except ValueError as e:
             raise ValueError(f'infra={v!r}: {e} (e.g. "aws/us-east-1", "k8s/my-context", "slurm/mycluster")')
+        return v
+
+    @field_validator("pool", "cluster_name")
+    @classmethod
+    def _pool_name(cls, v: Optional[str], info) -> Optional[str]:
+        if v is not None:
+            try:
+                sky_api.check_pool_name(v)
+            except ValueError as e:
+                raise ValueError(f"{info.field_name}={v!r}: {e}") from None
         return v
 
     @field_validator("envs")
@@ -168,6 +182,11 @@ class SkyPilot(BaseModel):
             raise ValueError(
                 f"infra={self.infra!r} and cloud/region/zone both say where to run: use infra alone "
                 '(e.g. "aws/us-east-1/us-east-1a") or cloud/region/zone alone'
+            )
+        if self.pool and self.cluster_name:
+            raise ValueError(
+                f"pool={self.pool!r} and cluster_name={self.cluster_name!r} both say where to run: pool runs on an "
+                "existing pool, cluster_name on one created on first use; use one of them"
             )
         if self.any_of and self.ordered:
             raise ValueError("any_of and ordered are two kinds of fallback: use one of them")
@@ -224,7 +243,8 @@ class SkyPilot(BaseModel):
 
     def to_custom(self) -> Dict[str, Any]:
         """The task template's `custom`: the SkyPilot task YAML, how the command runs, the pool to launch on."""
-        return {"task": self.to_task_yaml(), "on_host": self.on_host, "pool": self.pool, "secrets": list(self.secrets)}
+        return {"task": self.to_task_yaml(), "on_host": self.on_host, "pool": self.pool,
+                "cluster_name": self.cluster_name, "secrets": list(self.secrets)}
 
 
 _NOT_FOR_A_FLYTE_TASK = {

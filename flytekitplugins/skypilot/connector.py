@@ -1,12 +1,13 @@
 """The `skypilot` connector: create / get / delete of a Flyte task as a SkyPilot managed job."""
 
 import asyncio
+import functools
 import hashlib
 import re
 import threading
 from collections import defaultdict
 from dataclasses import dataclass, field
-from typing import Dict, List, Optional
+from typing import Callable, Dict, List, Optional, Tuple
 
 from flyteidl.core.execution_pb2 import TaskExecution, TaskLog
 from flytekit import FlyteContextManager, logger
@@ -16,7 +17,7 @@ from flytekit.extend.backend.utils import get_connector_secret
 from flytekit.models.literals import LiteralMap
 from flytekit.models.task import TaskExecutionMetadata, TaskTemplate
 
-from . import cancel, distributed, shared_fs, sky_api, status, translate, yaml_io
+from . import cancel, distributed, pools, shared_fs, sky_api, status, translate, yaml_io
 from .tracker import TRACKER
 
 TASK_TYPE = "skypilot"
@@ -27,11 +28,12 @@ class SkyPilotMetadata(ResourceMeta):
     """Everything get / delete need; stored by propeller, so small and free of secrets."""
 
     job_name: str  # deterministic: from the task execution id (the output prefix in local runs)
-    request_id: str  # the launch request; get() resolves it to the managed job id
+    request_id: str  # the launch request ("" while a cluster_name task waits for its pool); get() resolves it
     output_prefix: str  # where pyflyte-execute writes outputs.pb / error.pb
     endpoint: str  # the SkyPilot API server the job was submitted to
     num_nodes: int = 1  # nodes other than the head write error.pb under <output_prefix>/node-<rank>
     outputs: Dict[str, str] = field(default_factory=dict)  # a YAML task's output names and kinds (see yaml_io)
+    cluster_name: str = ""  # the pool of a cluster_name task (see pools)
 
 
 class SkyPilotConnector(AsyncConnectorBase):
@@ -39,7 +41,8 @@ class SkyPilotConnector(AsyncConnectorBase):
 
     def __init__(self) -> None:
         super().__init__(task_type_name=TASK_TYPE, metadata_type=SkyPilotMetadata)
-        self._submitted: Dict[str, str] = {}  # job name -> launch request id
+        self._submitted: Dict[str, Optional[str]] = {}  # job name -> launch request id (None: deferred)
+        self._found: Dict[str, int] = {}  # job name -> job id, for launches this process did not make
         self._submitting: Dict[str, threading.Lock] = defaultdict(threading.Lock)
         sky_api.warm_up()
 
@@ -55,29 +58,38 @@ class SkyPilotConnector(AsyncConnectorBase):
         name = job_name(task_execution_metadata, output_prefix)
         custom = task_template.custom or {}
         config = translate.task_yaml(task_template, name, secret_values(custom.get("secrets")), inputs, output_prefix)
+        pool_yaml = pools.pool_task_yaml(config)  # before SkyPilot consumes the dict
         task = translate.sky_task(config)
-        request_id = await asyncio.to_thread(self._launch_once, task, name, custom.get("pool"))
-        return SkyPilotMetadata(name, request_id, output_prefix, sky_api.endpoint(), task.num_nodes,
-                                dict(custom.get("outputs") or {}))
+        submit = functools.partial(self._submit, task, name, custom, pool_yaml)
+        request_id = await asyncio.to_thread(self._launch_once, name, submit)
+        return SkyPilotMetadata(name, request_id or "", output_prefix, sky_api.endpoint(), task.num_nodes,
+                                dict(custom.get("outputs") or {}), custom.get("cluster_name") or "")
 
-    def _launch_once(self, task, name: str, pool: Optional[str]) -> str:
+    @staticmethod
+    def _submit(task, name: str, custom: Dict, pool_yaml: Dict) -> Optional[str]:
+        cluster = custom.get("cluster_name")
+        if cluster:  # None while its pool is being created: the launch follows (see pools)
+            return pools.LAUNCHES.launch(task, name, cluster, lambda: translate.sky_task(pool_yaml))
+        return sky_api.launch(task, name, custom.get("pool"))
+
+    def _launch_once(self, name: str, submit: Callable[[], Optional[str]]) -> Optional[str]:
         """Propeller may repeat CreateTask for one attempt (after a timeout, say): launch its job only once."""
         with self._submitting[name]:
             if name not in self._submitted:
-                self._submitted[name] = sky_api.launch(task, name, pool)
-                TRACKER.watch(self._submitted[name])
-                logger.info(f"SkyPilot launch request {self._submitted[name]} submitted for managed job {name}")
+                self._submitted[name] = submit()
+                if self._submitted[name]:
+                    TRACKER.watch(self._submitted[name])
+                    logger.info(f"SkyPilot launch request {self._submitted[name]} submitted for managed job {name}")
             return self._submitted[name]
 
     async def get(self, resource_meta: SkyPilotMetadata, **kwargs) -> Resource:
-        launch = await asyncio.to_thread(TRACKER.launch, resource_meta.request_id)
-        if launch.job_id is None:
-            phase, message = status.launch_phase(launch.state, launch.error, launch.retryable)
-            return Resource(phase=phase, message=_outage(message))
-        record = await asyncio.to_thread(TRACKER.job, launch.job_id)
-        links = [TaskLog(name="SkyPilot dashboard", uri=f"{resource_meta.endpoint}/dashboard/jobs/{launch.job_id}")]
+        job_id, before_the_job = await asyncio.to_thread(self._job_id, resource_meta)
+        if before_the_job is not None:
+            return before_the_job
+        record = await asyncio.to_thread(TRACKER.job, job_id)
+        links = [TaskLog(name="SkyPilot dashboard", uri=f"{resource_meta.endpoint}/dashboard/jobs/{job_id}")]
         if record is None:
-            message = f"SkyPilot managed job {launch.job_id} submitted; waiting for its first status"
+            message = f"SkyPilot managed job {job_id} submitted; waiting for its first status"
             return Resource(TaskExecution.QUEUED, _outage(message), links)
         phase, message = status.job_phase(record)
         message = _outage(message)
@@ -87,8 +99,38 @@ class SkyPilotConnector(AsyncConnectorBase):
             return await asyncio.to_thread(_with_outputs, message, links, resource_meta)
         return Resource(phase=phase, message=message, log_links=links)
 
+    def _job_id(self, meta: SkyPilotMetadata) -> Tuple[Optional[int], Optional[Resource]]:
+        """The task's managed job id, or what to report while there is none."""
+        request_id = meta.request_id
+        if not request_id:
+            pending = pools.LAUNCHES.pending(meta.job_name)
+            if pending is None:  # launched by a connector process that has restarted since
+                return self._job_by_name(meta.job_name)
+            if pending.error:
+                return None, Resource(TaskExecution.FAILED, f"SkyPilot pool {meta.cluster_name!r}: {pending.error}")
+            if pending.request_id is None:
+                message = (f"waiting for SkyPilot pool {meta.cluster_name!r} (cluster_name) to exist; the job "
+                           "launches on it then")
+                return None, Resource(TaskExecution.WAITING_FOR_RESOURCES, _outage(message))
+            request_id = pending.request_id
+        launch = TRACKER.launch(request_id)
+        if launch.job_id is None:
+            phase, message = status.launch_phase(launch.state, launch.error, launch.retryable)
+            return None, Resource(phase=phase, message=_outage(message))
+        return launch.job_id, None
+
+    def _job_by_name(self, name: str) -> Tuple[Optional[int], Optional[Resource]]:
+        if name not in self._found:
+            ids = sky_api.job_ids_by_name(name)
+            if not ids:
+                message = ("the connector restarted before this task's job was launched; a retry launches it")
+                return None, Resource(TaskExecution.RETRYABLE_FAILED, message)
+            self._found[name] = ids[-1]
+        return self._found[name], None
+
     async def delete(self, resource_meta: SkyPilotMetadata, **kwargs) -> None:
-        await asyncio.to_thread(cancel.cancel, resource_meta.request_id, resource_meta.job_name)
+        request_id = resource_meta.request_id or pools.LAUNCHES.abandon(resource_meta.job_name)
+        await asyncio.to_thread(cancel.cancel, request_id, resource_meta.job_name)
 
 
 def secret_values(names: Optional[List[str]]) -> Dict[str, str]:

@@ -79,6 +79,15 @@ def check_infra(infra: str) -> None:
     _sky().infra_utils.InfraInfo.from_str(infra)
 
 
+def check_pool_name(name: str) -> None:
+    """Raises ValueError when SkyPilot would refuse `name` for a pool (or cluster)."""
+    sdk = _sky()
+    try:
+        sdk.common_utils.check_cluster_name_is_valid(name)
+    except sdk.exceptions.InvalidClusterNameError as e:
+        raise ValueError(clean(e)) from None
+
+
 def check_task_yaml(config: Dict[str, Any]) -> Dict[str, Any]:
     """The task YAML dict as SkyPilot reads it (env and secret values as text, as `sky.Task.from_yaml` does);
     raises ValueError (with SkyPilot's did-you-mean) when it breaks SkyPilot's schema."""
@@ -225,3 +234,29 @@ def _wait(request_id: str, seconds: float) -> None:
         if request_states([request_id]).get(request_id) not in ("PENDING", "RUNNING"):
             return
         time.sleep(0.5)
+
+
+# ---- pools (cluster_name) ----
+
+@_on_server
+def pool_exists(pool: str) -> bool:
+    """Whether SkyPilot knows a pool of this name (in any state: a pool being created counts)."""
+    sdk = _sky()
+    return bool(sdk.sky.get(sdk.jobs.pool_status([pool])))
+
+
+@_on_server
+def pool_apply(task: Any, pool: str) -> str:
+    """Asks SkyPilot to create the pool `pool` from `task` (its `pool:` section says how many workers)."""
+    sdk = _sky()
+    from sky.serve import serve_utils
+
+    return sdk.jobs.pool_apply(task, pool, mode=serve_utils.UpdateMode.ROLLING)
+
+
+@_on_server
+def job_ids_by_name(job_name: str) -> List[int]:
+    """The managed jobs named `job_name`, found through SkyPilot's queue."""
+    sdk = _sky()
+    request = sdk.jobs.queue_v2(refresh=False, all_users=True, name_match=job_name, fields=["job_id", "job_name"])
+    return sorted(int(r["job_id"]) for r in sdk.sky.get(request)[0] if r["job_name"] == job_name)

@@ -4,6 +4,7 @@ import hashlib
 import os
 import socket
 import time
+from typing import Tuple
 
 from flytekit import task, workflow
 
@@ -95,3 +96,19 @@ def ranks_wf(token: str) -> str:
 @workflow
 def node_failure_wf() -> int:
     return fail_on_node_1()
+
+
+CLUSTER = os.environ.get("BED_CLUSTER", "flyte-bed-warm")  # the test names a fresh one per run
+
+
+@task(task_config=SkyPilot(**BED, cluster_name=CLUSTER))
+def on_cluster(step: str) -> str:
+    return f"{step}@{os.environ['SKYPILOT_TASK_ID']}"
+
+
+@workflow
+def cluster_wf() -> Tuple[str, str]:
+    first = on_cluster(step="t1")
+    second = on_cluster(step="t2")
+    first >> second
+    return first, second

@@ -8,7 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from conftest import statuses
+from conftest import queue_by_name, statuses
 
 ROOT = Path(__file__).resolve().parents[2]
 PYFLYTE = str(Path(sys.executable).parent / "pyflyte")
@@ -87,3 +87,22 @@ def test_an_unchanged_skypilot_yaml_runs_with_typed_inputs_and_outputs():
     assert "score=3.0" in result.stdout, result.stdout
     report = Path(re.search(r"report=(\S+?)\)", result.stdout).group(1))
     assert report.read_text().strip() == f"model={model} samples=70 score=3.0"  # a FlyteFile the job wrote
+
+
+def test_tasks_naming_one_cluster_run_on_one_pool_created_on_first_use():
+    import sky
+    from sky import jobs
+
+    cluster = f"flyte-bed-{uuid.uuid4().hex[:6]}"
+    try:
+        result = pyflyte_run(ROOT / "tests" / "bed" / "tasks.py", "cluster_wf", BED_CLUSTER=cluster)
+        assert result.returncode == 0, result.stdout + result.stderr
+        names = JOB_NAME.findall(result.stdout)
+        assert re.search(r"t1@\S*flyte-local-", result.stdout) and re.search(r"t2@\S*flyte-local-", result.stdout)
+        records = [queue_by_name(name)[0] for name in dict.fromkeys(names)]
+        assert len(records) == 2 and all(r["status"].value == "SUCCEEDED" for r in records), records
+        assert {r["pool"] for r in records} == {cluster}, records  # both ran on the pool, the second on warm capacity
+        pools = sky.get(jobs.pool_status([cluster]))
+        assert len(pools) == 1 and pools[0]["name"] == cluster  # left up for the next task naming it
+    finally:
+        sky.get(jobs.pool_down([cluster]))

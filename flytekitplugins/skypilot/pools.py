@@ -1,0 +1,101 @@
+"""`cluster_name`: the tasks that name one cluster run on one SkyPilot pool, kept warm between them.
+
+The pool is created from the first such task's resources (`setup` and `file_mounts` included, one worker)
+when SkyPilot has no pool of that name, and is never torn down by the plugin: `sky jobs pool down <name>`
+when it is no longer wanted. A new pool takes a minute or more to exist, longer than propeller gives
+CreateTask, so the first task's launch follows in the background once SkyPilot has registered the pool;
+get reports WAITING_FOR_RESOURCES meanwhile.
+"""
+
+import copy
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any, Callable, Dict, Optional, Set
+
+from flytekit import logger
+
+from . import sky_api
+from .tracker import TRACKER
+
+_REGISTER_TIMEOUT_S = 600.0  # how long a pool being created may take to appear in SkyPilot's pool list
+_POLL_S = 3.0
+
+
+def pool_task_yaml(task_yaml: Dict[str, Any]) -> Dict[str, Any]:
+    """The pool a cluster_name task creates: its resources, setup (with its envs) and file mounts, one worker."""
+    pool = {k: copy.deepcopy(task_yaml[k]) for k in ("resources", "setup", "envs", "file_mounts") if task_yaml.get(k)}
+    return {**pool, "pool": {"workers": 1}}
+
+
+@dataclass
+class PendingLaunch:
+    request_id: Optional[str] = None  # set once the job's launch request is submitted
+    error: Optional[str] = None  # set when the pool could not be created or the launch not submitted
+    abandoned: bool = False  # deleted before it launched
+
+
+class PoolLaunches:
+    """Launches of cluster_name tasks, each once its pool exists."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._ready: Set[str] = set()  # pools known to exist
+        self._pool_locks: Dict[str, threading.Lock] = {}
+        self._pending: Dict[str, PendingLaunch] = {}  # job name -> its launch
+
+    def launch(self, task: Any, name: str, pool: str, pool_task: Callable[[], Any]) -> Optional[str]:
+        """The launch request id when the pool is known to exist; else None, the launch following later."""
+        with self._lock:
+            ready = pool in self._ready
+            if not ready and name not in self._pending:
+                self._pending[name] = PendingLaunch()
+                threading.Thread(target=self._launch_when_ready, args=(task, name, pool, pool_task),
+                                 name=f"pool-launch-{name}", daemon=True).start()
+        return sky_api.launch(task, name, pool) if ready else None
+
+    def pending(self, name: str) -> Optional[PendingLaunch]:
+        return self._pending.get(name)
+
+    def abandon(self, name: str) -> Optional[str]:
+        """Stops a launch that has not happened yet; returns its request id if it already has."""
+        with self._lock:
+            pending = self._pending.get(name)
+            if pending is None:
+                return None
+            pending.abandoned = True
+            return pending.request_id
+
+    def _launch_when_ready(self, task: Any, name: str, pool: str, pool_task: Callable[[], Any]) -> None:
+        pending = self._pending[name]
+        try:
+            self._ensure(pool, pool_task)
+            with self._lock:
+                if pending.abandoned:
+                    return
+                pending.request_id = sky_api.launch(task, name, pool)
+            TRACKER.watch(pending.request_id)
+            logger.info(f"SkyPilot launch request {pending.request_id} submitted for managed job {name} on pool {pool}")
+        except Exception as e:  # reported by get; the task fails with it
+            pending.error = f"{type(e).__name__}: {sky_api.clean(e)}"
+
+    def _ensure(self, pool: str, pool_task: Callable[[], Any]) -> None:
+        with self._lock:
+            pool_lock = self._pool_locks.setdefault(pool, threading.Lock())
+        with pool_lock:  # one creation per pool, however many tasks wait for it
+            if pool in self._ready or sky_api.pool_exists(pool):
+                self._ready.add(pool)
+                return
+            request_id = sky_api.pool_apply(pool_task(), pool)
+            logger.info(f"creating SkyPilot pool {pool} (request {request_id}) for the tasks with cluster_name={pool!r}")
+            deadline = time.monotonic() + _REGISTER_TIMEOUT_S
+            while not sky_api.pool_exists(pool):
+                state = sky_api.request_states([request_id]).get(request_id)
+                if state in ("FAILED", "CANCELLED") or time.monotonic() > deadline:
+                    raise RuntimeError(f"SkyPilot could not create pool {pool!r} (request {request_id}: {state}); "
+                                       f"see `sky api logs {request_id}`")
+                time.sleep(_POLL_S)
+            self._ready.add(pool)
+
+
+LAUNCHES = PoolLaunches()
