@@ -26,6 +26,11 @@ def test_resource_meta_is_small_json_without_secrets():
     meta = SkyPilotMetadata("flyte-x", "req-1", "s3://bucket/prefix", "http://sky:46580")
     assert SkyPilotMetadata.decode(meta.encode()) == meta
     assert len(meta.encode()) < 300
+    full = SkyPilotMetadata("flyte-x", "", "s3://b/p", "http://sky:46580", 2, {"score": "float"}, "team-a100")
+    assert SkyPilotMetadata.decode(full.encode()) == full
+    # a resource meta written before a field existed still decodes (propeller keeps them across upgrades)
+    old = b'{"job_name": "j", "request_id": "r", "output_prefix": "s3://b/p", "endpoint": "http://sky"}'
+    assert SkyPilotMetadata.decode(old) == SkyPilotMetadata("j", "r", "s3://b/p", "http://sky")
 
 
 def test_local_prefix_outside_a_shared_dir_is_refused_with_the_fix(monkeypatch, tmp_path):

@@ -3,10 +3,14 @@
 import hashlib
 import os
 import socket
+import tempfile
 import time
+from pathlib import Path
 from typing import Tuple
 
 from flytekit import task, workflow
+from flytekit.types.directory import FlyteDirectory
+from flytekit.types.file import FlyteFile
 
 from flytekitplugins.skypilot import SkyPilot, node_info
 
@@ -112,3 +116,17 @@ def cluster_wf() -> Tuple[str, str]:
     second = on_cluster(step="t2")
     first >> second
     return first, second
+
+
+@task(task_config=SkyPilot(**BED))
+def shout(doc: FlyteFile) -> FlyteDirectory:
+    """A FlyteFile in, a FlyteDirectory out: Flyte's own data handling, inside the managed job."""
+    out = Path(tempfile.mkdtemp())
+    (out / "loud.txt").write_text(Path(doc.download()).read_text().upper())
+    (out / "where.txt").write_text(os.environ["SKYPILOT_TASK_ID"])
+    return FlyteDirectory(str(out))
+
+
+@workflow
+def files_wf(doc: FlyteFile) -> FlyteDirectory:
+    return shout(doc=doc)

@@ -106,3 +106,13 @@ def test_tasks_naming_one_cluster_run_on_one_pool_created_on_first_use():
         assert len(pools) == 1 and pools[0]["name"] == cluster  # left up for the next task naming it
     finally:
         sky.get(jobs.pool_down([cluster]))
+
+
+def test_flytefile_in_and_flytedirectory_out_pass_through_the_job(tmp_path):
+    doc = tmp_path / "doc.txt"
+    doc.write_text(f"quiet words {uuid.uuid4().hex[:6]}")
+    result = pyflyte_run(ROOT / "tests" / "bed" / "tasks.py", "files_wf", "--doc", str(doc))
+    assert result.returncode == 0, result.stdout + result.stderr
+    out = Path(re.search(r"(/tmp/shared/\S+)", result.stdout).group(1))
+    assert (out / "loud.txt").read_text() == doc.read_text().upper()
+    assert JOB_NAME.search((out / "where.txt").read_text())  # written inside the managed job
