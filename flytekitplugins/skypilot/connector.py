@@ -7,7 +7,7 @@ import re
 import threading
 from collections import defaultdict
 from dataclasses import dataclass, field
-from typing import Callable, Dict, List, Optional, Tuple
+from typing import Callable, Dict, List, Optional, Set, Tuple
 
 from flyteidl.core.execution_pb2 import TaskExecution, TaskLog
 from flytekit import FlyteContextManager, logger
@@ -17,7 +17,7 @@ from flytekit.extend.backend.utils import get_connector_secret
 from flytekit.models.literals import LiteralMap
 from flytekit.models.task import TaskExecutionMetadata, TaskTemplate
 
-from . import cancel, distributed, pools, shared_fs, sky_api, status, translate, yaml_io
+from . import cancel, distributed, pools, settings, shared_fs, sky_api, status, translate, yaml_io
 from .tracker import TRACKER
 
 TASK_TYPE = "skypilot"
@@ -43,6 +43,7 @@ class SkyPilotConnector(AsyncConnectorBase):
         super().__init__(task_type_name=TASK_TYPE, metadata_type=SkyPilotMetadata)
         self._submitted: Dict[str, Optional[str]] = {}  # job name -> launch request id (None: deferred)
         self._found: Dict[str, int] = {}  # job name -> job id, for launches this process did not make
+        self._deleted: Set[str] = set()  # job names Flyte aborted through this process
         self._submitting: Dict[str, threading.Lock] = defaultdict(threading.Lock)
         sky_api.warm_up()
 
@@ -83,6 +84,11 @@ class SkyPilotConnector(AsyncConnectorBase):
             return self._submitted[name]
 
     async def get(self, resource_meta: SkyPilotMetadata, **kwargs) -> Resource:
+        outage = TRACKER.outage_seconds()
+        if outage > settings.current().outage_deadline:
+            message = (f"SkyPilot has been unreachable for {outage:.0f} s, past the connector's outage deadline "
+                       f"({settings.OUTAGE_DEADLINE_ENV}={settings.current().outage_deadline:.0f}): {TRACKER.unavailable}")
+            return Resource(phase=TaskExecution.RETRYABLE_FAILED, message=message)
         job_id, before_the_job = await asyncio.to_thread(self._job_id, resource_meta)
         if before_the_job is not None:
             return before_the_job
@@ -92,6 +98,8 @@ class SkyPilotConnector(AsyncConnectorBase):
             message = f"SkyPilot managed job {job_id} submitted; waiting for its first status"
             return Resource(TaskExecution.QUEUED, _outage(message), links)
         phase, message = status.job_phase(record)
+        if record.get("status") == "CANCELLED" and resource_meta.job_name in self._deleted:
+            phase, message = TaskExecution.ABORTED, f"SkyPilot managed job {job_id} cancelled: the task was aborted"
         message = _outage(message)
         if phase in (TaskExecution.FAILED, TaskExecution.RETRYABLE_FAILED):
             message = await asyncio.to_thread(_with_user_errors, message, resource_meta)
@@ -129,6 +137,7 @@ class SkyPilotConnector(AsyncConnectorBase):
         return self._found[name], None
 
     async def delete(self, resource_meta: SkyPilotMetadata, **kwargs) -> None:
+        self._deleted.add(resource_meta.job_name)
         request_id = resource_meta.request_id or pools.LAUNCHES.abandon(resource_meta.job_name)
         await asyncio.to_thread(cancel.cancel, request_id, resource_meta.job_name)
 

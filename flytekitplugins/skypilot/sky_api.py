@@ -13,6 +13,8 @@ import time
 from types import SimpleNamespace
 from typing import Any, Callable, Dict, List, Optional, Sequence
 
+from . import metrics
+
 # A connector must never start an API server of its own: a missing endpoint is a deployment error.
 os.environ["SKYPILOT_DISABLE_LOCAL_API_SERVER"] = "1"
 
@@ -118,32 +120,46 @@ def _unavailable_errors() -> tuple:
 
 
 def _on_server(fn: Callable) -> Callable:
-    """Turns the SDK's many ways of saying "no server" into one error that names the endpoint."""
+    """Turns the SDK's many ways of saying "no server" into one error that names the endpoint; counts and
+    times every call for the connector's Prometheus metrics."""
 
     @functools.wraps(fn)
     def call(*args, **kwargs):
+        start, outcome = time.monotonic(), "error"
         try:
-            return fn(*args, **kwargs)
-        except _unavailable_errors() as e:
-            raise SkyPilotUnavailable(
-                f"SkyPilot API server {endpoint()} is unreachable ({type(e).__name__}); check that it is running "
-                "and that SKYPILOT_API_SERVER_ENDPOINT points at it"
-            ) from None
-        except _sky().exceptions.ApiServerAuthenticationError:
-            raise SkyPilotUnavailable(
-                f"SkyPilot API server {endpoint()} refused the credentials; set SKYPILOT_SERVICE_ACCOUNT_TOKEN "
-                "to a valid service-account token"
-            ) from None
-        except RuntimeError as e:
-            if "local API server" not in str(e):
-                raise
-            # A loopback endpoint that does not answer makes the SDK try to start a server, which we forbid.
-            raise SkyPilotUnavailable(
-                f"SkyPilot API server {endpoint()} is not answering; check that it is running and that "
-                "SKYPILOT_API_SERVER_ENDPOINT points at it"
-            ) from None
+            result = _unified(fn, *args, **kwargs)
+            outcome = "ok"
+            return result
+        except SkyPilotUnavailable:
+            outcome = "unavailable"
+            raise
+        finally:
+            metrics.observe(fn.__name__, outcome, time.monotonic() - start)
 
     return call
+
+
+def _unified(fn: Callable, *args, **kwargs):
+    try:
+        return fn(*args, **kwargs)
+    except _unavailable_errors() as e:
+        raise SkyPilotUnavailable(
+            f"SkyPilot API server {endpoint()} is unreachable ({type(e).__name__}); check that it is running "
+            "and that SKYPILOT_API_SERVER_ENDPOINT points at it"
+        ) from None
+    except _sky().exceptions.ApiServerAuthenticationError:
+        raise SkyPilotUnavailable(
+            f"SkyPilot API server {endpoint()} refused the credentials; set SKYPILOT_SERVICE_ACCOUNT_TOKEN "
+            "to a valid service-account token"
+        ) from None
+    except RuntimeError as e:
+        if "local API server" not in str(e):
+            raise
+        # A loopback endpoint that does not answer makes the SDK try to start a server, which we forbid.
+        raise SkyPilotUnavailable(
+            f"SkyPilot API server {endpoint()} is not answering; check that it is running and that "
+            "SKYPILOT_API_SERVER_ENDPOINT points at it"
+        ) from None
 
 
 @_on_server
@@ -260,3 +276,21 @@ def job_ids_by_name(job_name: str) -> List[int]:
     sdk = _sky()
     request = sdk.jobs.queue_v2(refresh=False, all_users=True, name_match=job_name, fields=["job_id", "job_name"])
     return sorted(int(r["job_id"]) for r in sdk.sky.get(request)[0] if r["job_name"] == job_name)
+
+
+# ---- the API server itself (preflight) ----
+
+@_on_server
+def server_info() -> Dict[str, Any]:
+    """The API server's health answer (status, version, api_version), fetched with the client's credentials."""
+    sdk = _sky()
+    info = sdk.sky.api_info()
+    return {"status": str(getattr(info, "status", "")), "version": getattr(info, "version", None),
+            "api_version": getattr(info, "api_version", None), "client_version": sdk.sky.__version__}
+
+
+@_on_server
+def enabled_infras() -> List[str]:
+    """The infras this API server can launch on (`sky check` must have enabled them)."""
+    sdk = _sky()
+    return list(sdk.sky.get(sdk.sky.enabled_clouds(expand=True)))

@@ -14,7 +14,7 @@ from typing import Dict, Optional
 
 from flytekit import logger
 
-from . import sky_api
+from . import settings, sky_api
 
 _FORGET_AFTER_S = 900.0  # jobs nobody asked about for this long are dropped (their Flyte task is gone)
 _NEW = "NEW"  # signed up, not polled yet
@@ -32,10 +32,12 @@ class Launch:
 
 
 class Tracker:
-    def __init__(self, max_age: float = 5.0, wait: float = 6.0) -> None:
-        self.max_age, self.wait = max_age, wait
+    def __init__(self, max_age: Optional[float] = None, wait: float = 6.0) -> None:
+        self.max_age = max_age if max_age is not None else settings.current().poll_interval
+        self.wait = wait
         self.calls = 0  # SkyPilot calls made, for benchmarks and tests
         self.unavailable: Optional[str] = None  # why the last round failed, if it did
+        self.unavailable_since: Optional[float] = None  # monotonic time of the first failed round in a row
         self._cond = threading.Condition()
         self._round = 0
         self._wake = False
@@ -114,17 +116,27 @@ class Tracker:
                 self._in_round = frozenset(requests) | frozenset(jobs)
             try:
                 self._round_trip(requests, jobs)
-                self.unavailable = None
+                self.unavailable = self.unavailable_since = None
             except sky_api.SkyPilotUnavailable as e:
-                self.unavailable = str(e)
+                self._failed_round(str(e))
                 logger.warning(f"SkyPilot status round failed: {e}")
             except Exception as e:  # keep polling: one bad round must not stop every task's tracking
-                self.unavailable = f"{type(e).__name__}: {e}"
+                self._failed_round(f"{type(e).__name__}: {e}")
                 logger.exception("SkyPilot status round failed")
             with self._cond:
                 self._round += 1
                 self._busy = False
                 self._cond.notify_all()
+
+    def _failed_round(self, why: str) -> None:
+        self.unavailable = why
+        if self.unavailable_since is None:
+            self.unavailable_since = time.monotonic()
+
+    def outage_seconds(self) -> float:
+        """How long SkyPilot has been unreachable (0 when the last round worked)."""
+        since = self.unavailable_since
+        return 0.0 if since is None else time.monotonic() - since
 
     def _live(self) -> list:
         now = time.monotonic()

@@ -32,6 +32,9 @@ def test_delete_of_a_running_task_cancels_its_job():
     # SkyPilot tears the job's cluster down before it reports CANCELLED: ~20 s idle, minutes on a busy bed
     wait_for(lambda: statuses(meta.job_name) == ["CANCELLED"], 420, what="the job to reach CANCELLED",
              show=lambda: statuses(meta.job_name))
+    aborted = wait_for(lambda: (r := run(CONNECTOR.get(meta))).phase == TaskExecution.ABORTED and r, 30,
+                       what="ABORTED", show=lambda: run(CONNECTOR.get(meta)).message)
+    assert "the task was aborted" in aborted.message  # Flyte's own abort, not a cancel behind its back
     run(CONNECTOR.delete(meta))  # idempotent: a second delete of an ended job is fine
 
 

@@ -1,0 +1,33 @@
+"""`python -m agent_service`: validate the settings, then serve the connector with flytekit's server.
+
+Settings come from the environment (see settings.py and the README): a bad one stops start-up with a message
+that names it, before any port is opened.
+"""
+
+import os
+import sys
+
+from .settings import TOKEN_SECRET, ServiceSettings, service_account_token
+
+
+def main() -> None:
+    try:
+        settings = ServiceSettings.from_env()
+    except ValueError as e:
+        sys.exit(f"agent_service: {e}")
+    token = service_account_token()
+    if token:
+        os.environ[TOKEN_SECRET] = token  # where SkyPilot's SDK reads it; never logged
+    os.environ["SKYPILOT_DISABLE_LOCAL_API_SERVER"] = "1"
+    os.environ.setdefault("FLYTE_SDK_LOGGING_LEVEL", {"DEBUG": "10", "INFO": "20", "WARNING": "30", "ERROR": "40"}[
+        settings.log_level])
+    print(f"agent_service: SkyPilot API server {settings.connector.endpoint}, token {'set' if token else 'not set'}, "
+          f"poll every {settings.connector.poll_interval:g} s, outage deadline {settings.connector.outage_deadline:g} s",
+          flush=True)
+    pyflyte = os.path.join(os.path.dirname(sys.executable), "pyflyte")
+    os.execv(pyflyte, [pyflyte, "serve", "connector", "--port", str(settings.port), "--prometheus_port",
+                       str(settings.prometheus_port), "--worker", str(settings.workers)])
+
+
+if __name__ == "__main__":
+    main()

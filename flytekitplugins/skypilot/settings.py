@@ -1,0 +1,43 @@
+"""The connector's own settings, from its environment, validated once with errors that name the variable."""
+
+import functools
+import os
+from typing import Optional
+
+from pydantic import BaseModel, Field, ValidationError, field_validator
+
+ENDPOINT_ENV = "SKYPILOT_API_SERVER_ENDPOINT"
+POLL_INTERVAL_ENV = "FLYTE_SKYPILOT_POLL_INTERVAL"
+OUTAGE_DEADLINE_ENV = "FLYTE_SKYPILOT_OUTAGE_DEADLINE"
+
+
+class ConnectorSettings(BaseModel):
+    endpoint: Optional[str] = Field(None, description=f"{ENDPOINT_ENV}: the SkyPilot API server")
+    poll_interval: float = Field(5.0, ge=1, le=60, description=f"{POLL_INTERVAL_ENV}: seconds between status rounds")
+    outage_deadline: float = Field(
+        1800.0, ge=60, description=f"{OUTAGE_DEADLINE_ENV}: seconds SkyPilot may stay unreachable before tracked "
+        "tasks fail (retryable); until then they keep their last known phase"
+    )
+
+    @field_validator("endpoint")
+    @classmethod
+    def _endpoint(cls, v: Optional[str]) -> Optional[str]:
+        if v is not None and not v.startswith(("http://", "https://")):
+            raise ValueError(f"{ENDPOINT_ENV}={v!r} is not a URL: use http(s)://<host>:<port> of the API server")
+        return v.rstrip("/") if v else v
+
+    @classmethod
+    def from_env(cls) -> "ConnectorSettings":
+        values = {"endpoint": os.environ.get(ENDPOINT_ENV) or None,
+                  "poll_interval": os.environ.get(POLL_INTERVAL_ENV), "outage_deadline": os.environ.get(OUTAGE_DEADLINE_ENV)}
+        try:
+            return cls(**{k: v for k, v in values.items() if v is not None})
+        except ValidationError as e:
+            names = {"endpoint": ENDPOINT_ENV, "poll_interval": POLL_INTERVAL_ENV, "outage_deadline": OUTAGE_DEADLINE_ENV}
+            problems = "; ".join(f"{names[err['loc'][0]]}: {err['msg']}" for err in e.errors())
+            raise ValueError(f"Invalid SkyPilot connector settings: {problems}") from None
+
+
+@functools.lru_cache(maxsize=1)
+def current() -> ConnectorSettings:
+    return ConnectorSettings.from_env()

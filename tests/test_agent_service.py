@@ -1,0 +1,89 @@
+"""The deployable service: image lint, manifests against Kubernetes' schemas, settings, preflight failures."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import kubernetes_validate
+import pytest
+import yaml
+
+from agent_service.settings import ServiceSettings
+from flytekitplugins.skypilot.settings import ConnectorSettings
+
+ROOT = Path(__file__).resolve().parents[1]
+MANIFESTS = sorted((ROOT / "agent_service" / "k8s").glob("*.yaml"))
+HADOLINT = Path(sys.executable).parent / "hadolint"
+
+
+def test_dockerfile_passes_hadolint():
+    result = subprocess.run([str(HADOLINT), "--failure-threshold", "info", str(ROOT / "Dockerfile.agent")],
+                            capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+@pytest.mark.parametrize("path", [p for p in MANIFESTS if p.name != "kustomization.yaml"], ids=lambda p: p.name)
+def test_manifests_validate_against_kubernetes_schemas(path):
+    for doc in yaml.safe_load_all(path.read_text()):
+        kubernetes_validate.validate(doc, "1.30", strict=True)
+
+
+def test_manifests_agree_with_each_other_and_with_the_settings():
+    docs = {d["kind"]: d for p in MANIFESTS if p.name != "kustomization.yaml" for d in yaml.safe_load_all(p.read_text())}
+    listed = yaml.safe_load((ROOT / "agent_service" / "k8s" / "kustomization.yaml").read_text())["resources"]
+    assert sorted(listed) == sorted(p.name for p in MANIFESTS if p.name != "kustomization.yaml")
+    pod = docs["Deployment"]["spec"]["template"]["spec"]
+    container = pod["containers"][0]
+    assert pod["serviceAccountName"] == docs["ServiceAccount"]["metadata"]["name"]
+    assert {p["targetPort"] for p in docs["Service"]["spec"]["ports"]} == {p["name"] for p in container["ports"]}
+    assert docs["Service"]["spec"]["selector"] == docs["Deployment"]["spec"]["template"]["metadata"]["labels"]
+    assert pod["volumes"][0]["secret"]["secretName"] == docs["Secret"]["metadata"]["name"]
+    env = {e["name"]: e["value"] for e in container["env"]}
+    os.environ.update(env)  # the manifest's settings are valid settings
+    try:
+        settings = ServiceSettings.from_env()
+    finally:
+        for name in env:
+            os.environ.pop(name)
+    assert settings.connector.poll_interval == float(env["FLYTE_SKYPILOT_POLL_INTERVAL"])
+    propeller = yaml.safe_load((ROOT / "agent_service" / "propeller-config.yaml").read_text())
+    service = propeller["plugins"]["connector-service"]
+    target = service["connectors"][service["connectorForTaskTypes"]["skypilot"]]
+    assert target["endpoint"].endswith(f"{docs['Service']['metadata']['name']}.flyte.svc.cluster.local:8000")
+    assert propeller["tasks"]["task-plugins"]["default-for-task-types"]["skypilot"] == "connector-service"
+
+
+@pytest.mark.parametrize("env, error", [
+    ({}, "SKYPILOT_API_SERVER_ENDPOINT is not set"),
+    ({"SKYPILOT_API_SERVER_ENDPOINT": "skypilot:46580"}, "is not a URL: use http(s)://"),
+    ({"SKYPILOT_API_SERVER_ENDPOINT": "http://s:1", "FLYTE_SKYPILOT_POLL_INTERVAL": "0.1"},
+     "FLYTE_SKYPILOT_POLL_INTERVAL: Input should be greater than or equal to 1"),
+    ({"SKYPILOT_API_SERVER_ENDPOINT": "http://s:1", "FLYTE_SKYPILOT_OUTAGE_DEADLINE": "soon"},
+     "FLYTE_SKYPILOT_OUTAGE_DEADLINE: Input should be a valid number"),
+    ({"SKYPILOT_API_SERVER_ENDPOINT": "http://s:1", "CONNECTOR_WORKERS": "0"}, "CONNECTOR_WORKERS: Input should be"),
+    ({"SKYPILOT_API_SERVER_ENDPOINT": "http://s:1", "CONNECTOR_LOG_LEVEL": "LOUD"}, "CONNECTOR_LOG_LEVEL: Input should be"),
+])
+def test_bad_settings_stop_start_up_naming_the_variable(env, error):
+    clean = {k: v for k, v in os.environ.items() if not k.startswith(("SKYPILOT_API", "FLYTE_SKYPILOT_", "CONNECTOR_"))}
+    result = subprocess.run([sys.executable, "-m", "agent_service"], cwd=ROOT, env={**clean, **env},
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode != 0 and error in result.stderr, result.stderr
+
+
+def test_token_comes_from_the_connector_secret_and_is_never_printed(monkeypatch):
+    monkeypatch.setenv("SKYPILOT_API_SERVER_ENDPOINT", "http://s:1")
+    monkeypatch.setenv("_FSEC_SKYPILOT_SERVICE_ACCOUNT_TOKEN", "sky_token_5e1f")
+    assert ServiceSettings.from_env().has_token
+    assert "sky_token_5e1f" not in repr(ServiceSettings.from_env())
+    assert ConnectorSettings.from_env().endpoint == "http://s:1"
+
+
+def test_preflight_fails_each_check_with_its_fix_when_nothing_answers():
+    env = {**os.environ, "SKYPILOT_API_SERVER_ENDPOINT": "http://127.0.0.1:9", "SKYPILOT_DISABLE_LOCAL_API_SERVER": "1"}
+    result = subprocess.run([sys.executable, "-m", "agent_service.preflight", "--connector", "127.0.0.1:9"],
+                            cwd=ROOT, env=env, capture_output=True, text=True, timeout=180)
+    lines = [line for line in result.stdout.splitlines() if line.startswith(("PASS", "FAIL"))]
+    assert result.returncode == 4 and len(lines) == 4 and all(line.startswith("FAIL") for line in lines), result.stdout
+    assert "no gRPC answer at 127.0.0.1:9" in lines[0] and "is `python -m agent_service`" in lines[0]
+    assert "http://127.0.0.1:9" in lines[2] and "SKYPILOT_API_SERVER_ENDPOINT" in lines[2]
