@@ -17,10 +17,11 @@ from flytekit.extend.backend.utils import get_connector_secret
 from flytekit.models.literals import LiteralMap
 from flytekit.models.task import TaskExecutionMetadata, TaskTemplate
 
-from . import cancel, distributed, pools, settings, shared_fs, sky_api, status, translate, yaml_io
+from . import cancel, distributed, pools, report, settings, shared_fs, sky_api, status, translate, yaml_io
 from .tracker import TRACKER
 
 TASK_TYPE = "skypilot"
+_FINISHED = (TaskExecution.SUCCEEDED, TaskExecution.FAILED, TaskExecution.RETRYABLE_FAILED, TaskExecution.ABORTED)
 
 
 @dataclass
@@ -44,6 +45,7 @@ class SkyPilotConnector(AsyncConnectorBase):
         self._submitted: Dict[str, Optional[str]] = {}  # job name -> launch request id (None: deferred)
         self._found: Dict[str, int] = {}  # job name -> job id, for launches this process did not make
         self._deleted: Set[str] = set()  # job names Flyte aborted through this process
+        self._reports: Dict[int, dict] = {}  # job id -> placement / duration / cost of the finished job
         self._submitting: Dict[str, threading.Lock] = defaultdict(threading.Lock)
         sky_api.warm_up()
 
@@ -103,9 +105,19 @@ class SkyPilotConnector(AsyncConnectorBase):
         message = _outage(message)
         if phase in (TaskExecution.FAILED, TaskExecution.RETRYABLE_FAILED):
             message = await asyncio.to_thread(_with_user_errors, message, resource_meta)
+        info = None
+        if phase in _FINISHED:  # where it ran, for how long, at what cost
+            info = await asyncio.to_thread(self._report, record)
+            message = f"{message}\n{report.summary(info)}"
         if phase == TaskExecution.SUCCEEDED and resource_meta.outputs:
-            return await asyncio.to_thread(_with_outputs, message, links, resource_meta)
-        return Resource(phase=phase, message=message, log_links=links)
+            return await asyncio.to_thread(_with_outputs, message, links, resource_meta, info)
+        return Resource(phase=phase, message=message, log_links=links, custom_info=info)
+
+    def _report(self, record: dict) -> dict:
+        job_id = record.get("job_id")
+        if job_id not in self._reports:
+            self._reports[job_id] = report.job_report(record)
+        return self._reports[job_id]
 
     def _job_id(self, meta: SkyPilotMetadata) -> Tuple[Optional[int], Optional[Resource]]:
         """The task's managed job id, or what to report while there is none."""
@@ -177,13 +189,13 @@ def job_name(meta: Optional[TaskExecutionMetadata], output_prefix: str) -> str:
     return f"flyte-{readable}-{digest}"
 
 
-def _with_outputs(message: str, links: List[TaskLog], meta: SkyPilotMetadata) -> Resource:
+def _with_outputs(message: str, links: List[TaskLog], meta: SkyPilotMetadata, info: Optional[dict]) -> Resource:
     """A YAML task's success, with the outputs its job wrote (or its failure to write them)."""
     try:
         outputs = yaml_io.read_outputs(meta.output_prefix, meta.outputs)
     except yaml_io.MissingOutput as e:
-        return Resource(phase=TaskExecution.FAILED, message=f"{message}, but {e}", log_links=links)
-    return Resource(phase=TaskExecution.SUCCEEDED, message=message, log_links=links, outputs=outputs)
+        return Resource(TaskExecution.FAILED, f"{message}\nbut {e}", links, custom_info=info)
+    return Resource(TaskExecution.SUCCEEDED, message, links, outputs=outputs, custom_info=info)
 
 
 def _with_user_errors(message: str, meta: SkyPilotMetadata) -> str:

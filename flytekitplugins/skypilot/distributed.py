@@ -48,14 +48,16 @@ def run_command(args: List[str]) -> str:
     """The `run:` of a multi-node job: the conventional variables, then the task's command on every node.
 
     Nodes other than the head write their outputs (and error.pb) under `<output prefix>/node-<rank>`, so the
-    head node's return value alone becomes the task's outputs; any node's failure fails the job.
+    head node's return value alone becomes the task's outputs; any node's failure fails the job. Each node
+    checkpoints under its own `<checkpoint path>/node-<rank>` (the head at the path itself).
     """
     other = list(args)
     rank_suffix = '/node-"$SKYPILOT_NODE_RANK"'
     quoted = [shlex.quote(a) for a in other]
-    if "--output-prefix" in other:
-        i = other.index("--output-prefix") + 1
-        quoted[i] = shlex.quote(other[i].rstrip("/")) + rank_suffix
+    for flag in ("--output-prefix", "--checkpoint-path"):  # each node's own outputs and checkpoints
+        if flag in other:
+            i = other.index(flag) + 1
+            quoted[i] = shlex.quote(other[i].rstrip("/")) + rank_suffix
     return "\n".join([
         'export MASTER_ADDR="$(printf "%s\\n" "$SKYPILOT_NODE_IPS" | head -n1)"',
         f'export MASTER_PORT="${{MASTER_PORT:-{DEFAULT_MASTER_PORT}}}"',

@@ -13,6 +13,8 @@ import time
 from types import SimpleNamespace
 from typing import Any, Callable, Dict, List, Optional, Sequence
 
+from flytekit import logger
+
 from . import metrics
 
 # A connector must never start an API server of its own: a missing endpoint is a deployment error.
@@ -20,7 +22,7 @@ os.environ["SKYPILOT_DISABLE_LOCAL_API_SERVER"] = "1"
 
 # What get() needs of a managed job, and no more (queue_v2 leaves failure_reason and infra out by default).
 QUEUE_FIELDS = ["job_id", "job_name", "status", "failure_reason", "details", "recovery_count", "infra",
-                "submitted_at", "start_at", "end_at", "job_duration"]
+                "submitted_at", "start_at", "end_at", "job_duration", "cloud", "region", "zone", "cluster_resources_full"]
 
 _ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 _IMPORT = threading.Lock()  # SkyPilot's package has import cycles: two threads importing it at once break
@@ -51,11 +53,11 @@ def _sky() -> SimpleNamespace:
     with _IMPORT:
         import requests
         import sky
-        from sky import exceptions, jobs
+        from sky import catalog, exceptions, jobs
         from sky.server import common
         from sky.utils import common_utils, infra_utils, schemas
 
-    return SimpleNamespace(sky=sky, jobs=jobs, exceptions=exceptions, common=common, requests=requests,
+    return SimpleNamespace(sky=sky, jobs=jobs, exceptions=exceptions, common=common, requests=requests, catalog=catalog,
                            common_utils=common_utils, infra_utils=infra_utils, schemas=schemas)
 
 
@@ -294,3 +296,13 @@ def enabled_infras() -> List[str]:
     """The infras this API server can launch on (`sky check` must have enabled them)."""
     sdk = _sky()
     return list(sdk.sky.get(sdk.sky.enabled_clouds(expand=True)))
+
+
+def hourly_price(cloud: str, instance_type: str, use_spot: bool, region: Optional[str], zone: Optional[str]) -> Optional[float]:
+    """SkyPilot's catalog price of one instance per hour, or None where it has none (Slurm, Kubernetes, ...)."""
+    sdk = _sky()
+    try:
+        return float(sdk.catalog.get_hourly_cost(instance_type, use_spot, region, zone, clouds=cloud.lower()))
+    except Exception as e:  # no catalog entry, or a catalog that cannot be fetched: the cost is unknown
+        logger.debug(f"no SkyPilot price for {cloud} {instance_type} ({type(e).__name__}: {e})")
+        return None

@@ -11,7 +11,7 @@ from flytekit.core.tracker import extract_task_module
 from flytekit.extend import TaskPlugins
 from flytekit.extend.backend.base_connector import AsyncConnectorExecutorMixin
 
-from . import shared_fs, sky_api
+from . import checkpoints, shared_fs, sky_api
 from .config import SkyPilot
 from .connector import TASK_TYPE
 
@@ -40,7 +40,8 @@ class SkyPilotFunctionTask(AsyncConnectorExecutorMixin, PythonFunctionTask[SkyPi
         ctx = FlyteContextManager.current_context()
         if ctx.execution_state and ctx.execution_state.is_local_execution():
             return self._submit(**kwargs)
-        return PythonFunctionTask.execute(self, **kwargs)  # inside the managed job
+        checkpoints.resume_from_own_checkpoint(ctx)  # inside the managed job, perhaps relaunched by SkyPilot
+        return PythonFunctionTask.execute(self, **kwargs)
 
     def _submit(self, **kwargs) -> Any:
         """A local run: through the connector, with the run's data where the job can reach it."""

@@ -8,7 +8,7 @@ import time
 from pathlib import Path
 from typing import Tuple
 
-from flytekit import task, workflow
+from flytekit import current_context, task, workflow
 from flytekit.types.directory import FlyteDirectory
 from flytekit.types.file import FlyteFile
 
@@ -130,3 +130,20 @@ def shout(doc: FlyteFile) -> FlyteDirectory:
 @workflow
 def files_wf(doc: FlyteFile) -> FlyteDirectory:
     return shout(doc=doc)
+
+
+@task(task_config=SkyPilot(**BED))
+def count_with_checkpoints(token: str, n: int) -> str:
+    """Counts to n, one step every 3 s, saving a Flyte checkpoint after each; resumes from the last one."""
+    checkpoint = current_context().checkpoint
+    previous = checkpoint.read()
+    start = int(previous.decode().rsplit("|", 1)[1]) if previous else 0
+    for step in range(start, n):
+        time.sleep(3)
+        checkpoint.write(f"{token}|{os.environ['SKYPILOT_TASK_ID']}|{step + 1}".encode())
+    return f"counted to {n}, resumed at {start}"
+
+
+@workflow
+def checkpoint_wf(token: str, n: int) -> str:
+    return count_with_checkpoints(token=token, n=n)

@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 
 import grpc
+from google.protobuf.json_format import MessageToDict
 import pytest
 from conftest import statuses
 from flyteidl.admin.agent_pb2 import CreateTaskRequest, DeleteTaskRequest, GetTaskRequest, ListAgentsRequest, TaskCategory
@@ -75,6 +76,10 @@ def test_create_get_outputs_over_grpc(channel):
         time.sleep(5)
     assert resource.phase == TaskExecution.SUCCEEDED, resource.message
     assert any("/dashboard/jobs/" in link.uri for link in resource.log_links)
+    # where it ran and for how long, from SkyPilot's records; the bed's Slurm has no prices: cost unknown
+    info = MessageToDict(resource.custom_info)
+    assert info["cloud"] == "Slurm" and info["infra"] == "Slurm (localcluster)" and info["job_duration_s"] > 0, info
+    assert info.get("estimated_cost_usd") is None and "cost unknown" in resource.message
     result = outputs(prefix, repeat)["o0"]
     assert result.startswith("grpc-grpc@")
     assert meta.job_name in result  # computed inside that very managed job

@@ -8,7 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from conftest import queue_by_name, statuses
+from conftest import queue_by_name, statuses, wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
 PYFLYTE = str(Path(sys.executable).parent / "pyflyte")
@@ -116,3 +116,34 @@ def test_flytefile_in_and_flytedirectory_out_pass_through_the_job(tmp_path):
     out = Path(re.search(r"(/tmp/shared/\S+)", result.stdout).group(1))
     assert (out / "loud.txt").read_text() == doc.read_text().upper()
     assert JOB_NAME.search((out / "where.txt").read_text())  # written inside the managed job
+
+
+def _saved_step(token: str):
+    """(job name, step) of the newest checkpoint the run with this token saved, if any."""
+    for path in Path(os.environ["FLYTE_SKYPILOT_SHARED_DIR"]).glob("flyte-run-*/*/checkpoint_output/*"):
+        text = path.read_text(errors="replace")
+        if text.startswith(f"{token}|"):
+            return JOB_NAME.search(text).group(0), int(text.rsplit("|", 1)[1])
+    return None
+
+
+def test_a_job_recovered_after_losing_its_node_resumes_from_its_last_checkpoint():
+    token = uuid.uuid4().hex[:8]
+    env = {**os.environ, "COLUMNS": "400"}
+    run = subprocess.Popen([PYFLYTE, "run", "tasks.py", "checkpoint_wf", "--token", token, "--n", "25"],
+                           cwd=ROOT / "tests" / "bed", env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        name, step = wait_for(lambda: (s := _saved_step(token)) and s[1] >= 3 and s, 600, what="checkpoint step 3")
+        # As a preemption would: the job's Slurm allocation disappears behind SkyPilot's back.
+        allocations = subprocess.run(["squeue", "-h", "-o", "%i|%j"], capture_output=True, text=True).stdout
+        ids = [line.split("|")[0] for line in allocations.splitlines() if f"|{name}-" in line]
+        assert ids, allocations
+        subprocess.run(["scancel", *ids], check=True)
+        out, _ = run.communicate(timeout=900)
+    finally:
+        run.kill()
+    assert run.returncode == 0, out
+    resumed = int(re.search(r"counted to 25, resumed at (\d+)", out).group(1))
+    assert resumed >= step, out  # not from step 0: from the checkpoint saved before the node was lost
+    record = queue_by_name(name)[0]
+    assert record["status"].value == "SUCCEEDED" and record["recovery_count"] >= 1, record  # SkyPilot recovered it
