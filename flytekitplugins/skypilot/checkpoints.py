@@ -14,15 +14,23 @@ from flytekit.core.checkpointer import SyncCheckpoint
 
 
 def resume_from_own_checkpoint(ctx: FlyteContext) -> Optional[str]:
-    """Points the task's previous checkpoint at its own checkpoint path if this run is a recovery."""
+    """Points the task's previous checkpoint at its own checkpoint path if this run is a recovery.
+
+    Also drops a previous checkpoint that was never written (local runs name one for every task), so that
+    `checkpoint.read()` answers None instead of failing on a missing path.
+    """
     params = ctx.user_space_params
     checkpoint = getattr(params, "_checkpoint", None) if params else None
-    dest = getattr(checkpoint, "_checkpoint_dest", None)
-    if not isinstance(checkpoint, SyncCheckpoint) or not dest or not _has_files(ctx, dest):
+    if not isinstance(checkpoint, SyncCheckpoint) or not checkpoint._checkpoint_dest:
         return None
-    params._checkpoint = SyncCheckpoint(checkpoint_dest=dest, checkpoint_src=dest)
-    logger.warning(f"SkyPilot recovered this job: resuming from the checkpoint its interrupted run saved at {dest}")
-    return dest
+    dest, src = checkpoint._checkpoint_dest, checkpoint._checkpoint_src
+    if _has_files(ctx, dest):
+        params._checkpoint = SyncCheckpoint(checkpoint_dest=dest, checkpoint_src=dest)
+        logger.warning(f"SkyPilot recovered this job: resuming from the checkpoint its interrupted run saved at {dest}")
+        return dest
+    if src and not _has_files(ctx, src):
+        params._checkpoint = SyncCheckpoint(checkpoint_dest=dest)
+    return None
 
 
 def _has_files(ctx: FlyteContext, path: str) -> bool:

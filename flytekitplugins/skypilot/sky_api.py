@@ -248,7 +248,7 @@ def cancel_by_name(job_name: str, wait_seconds: float = 6.0) -> None:
 
 def _wait(request_id: str, seconds: float) -> None:
     deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
+    while deadline - time.monotonic() > 1.0:  # a status call can take a second or more on a busy server
         if request_states([request_id]).get(request_id) not in ("PENDING", "RUNNING"):
             return
         time.sleep(0.5)
@@ -295,7 +295,9 @@ def server_info() -> Dict[str, Any]:
 def enabled_infras() -> List[str]:
     """The infras this API server can launch on (`sky check` must have enabled them)."""
     sdk = _sky()
-    return list(sdk.sky.get(sdk.sky.enabled_clouds(expand=True)))
+    from sky.client import sdk as client
+
+    return [str(name) for name in sdk.sky.get(client.enabled_clouds(expand=True))]
 
 
 def hourly_price(cloud: str, instance_type: str, use_spot: bool, region: Optional[str], zone: Optional[str]) -> Optional[float]:
