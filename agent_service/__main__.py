@@ -19,6 +19,7 @@ def main() -> None:
     if token:
         os.environ[TOKEN_SECRET] = token  # where SkyPilot's SDK reads it; never logged
     os.environ["SKYPILOT_DISABLE_LOCAL_API_SERVER"] = "1"
+    os.environ["FLYTE_SKYPILOT_WARM_UP"] = "1"  # the first CreateTask does not pay for importing SkyPilot
     os.environ.setdefault("FLYTE_SDK_LOGGING_LEVEL", {"DEBUG": "10", "INFO": "20", "WARNING": "30", "ERROR": "40"}[
         settings.log_level])
     print(f"agent_service: SkyPilot API server {settings.connector.endpoint}, token {'set' if token else 'not set'}, "

@@ -3,6 +3,7 @@
 import asyncio
 import functools
 import hashlib
+import os
 import re
 import threading
 from collections import defaultdict
@@ -21,6 +22,9 @@ from . import cancel, distributed, pools, report, settings, shared_fs, sky_api, 
 from .tracker import TRACKER
 
 TASK_TYPE = "skypilot"
+# Importing SkyPilot in the background while another thread imports it deadlocks (its import cycles): only a
+# connector server, whose other threads do not import SkyPilot, warms it up at start-up.
+WARM_UP_ENV = "FLYTE_SKYPILOT_WARM_UP"
 _FINISHED = (TaskExecution.SUCCEEDED, TaskExecution.FAILED, TaskExecution.RETRYABLE_FAILED, TaskExecution.ABORTED)
 
 
@@ -47,7 +51,8 @@ class SkyPilotConnector(AsyncConnectorBase):
         self._deleted: Set[str] = set()  # job names Flyte aborted through this process
         self._reports: Dict[int, dict] = {}  # job id -> placement / duration / cost of the finished job
         self._submitting: Dict[str, threading.Lock] = defaultdict(threading.Lock)
-        sky_api.warm_up()
+        if os.environ.get(WARM_UP_ENV) == "1":  # a connector server (agent_service sets it): import SkyPilot now
+            sky_api.warm_up()
 
     async def create(
         self,

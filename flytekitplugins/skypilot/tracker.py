@@ -74,6 +74,8 @@ class Tracker:
             self._asked[job_id] = time.monotonic()
             if job_id not in self._records:
                 self._next_round(job_id)
+            elif not _terminal(self._records[job_id]) and (self._poller is None or not self._poller.is_alive()):
+                self._nudge()  # the poller stopped while nothing was asked for: keep this job's record fresh
             return self._records.get(job_id)
 
     def forget(self, request_id: str, job_id: Optional[int]) -> None:
@@ -160,8 +162,8 @@ class Tracker:
         if jobs:
             self.calls += 1
             records = sky_api.queue(jobs)
-            with self._cond:
-                self._records.update(records)
+            with self._cond:  # not for jobs forgotten while the call was out
+                self._records.update({j: r for j, r in records.items() if j in self._asked})
 
     def _settle(self, request_id: str) -> None:
         self.calls += 1
