@@ -87,3 +87,34 @@ def test_preflight_fails_each_check_with_its_fix_when_nothing_answers():
     assert result.returncode == 4 and len(lines) == 4 and all(line.startswith("FAIL") for line in lines), result.stdout
     assert "no gRPC answer at 127.0.0.1:9" in lines[0] and "is `python -m agent_service`" in lines[0]
     assert "http://127.0.0.1:9" in lines[2] and "SKYPILOT_API_SERVER_ENDPOINT" in lines[2]
+
+
+def test_preflight_names_the_token_when_the_api_server_refuses_the_credentials(tmp_path):
+    # An API server with authentication answers a wrong token with 401 on every path: this loopback stand-in
+    # does exactly that (the bed's own API server runs without authentication).
+    server = subprocess.Popen([sys.executable, "-c", REFUSER], stdout=subprocess.PIPE, text=True)
+    try:
+        port = int(server.stdout.readline())
+        env = {**os.environ, "SKYPILOT_API_SERVER_ENDPOINT": f"http://127.0.0.1:{port}",
+               "SKYPILOT_SERVICE_ACCOUNT_TOKEN": "sky_wrong_token", "SKYPILOT_DISABLE_LOCAL_API_SERVER": "1"}
+        result = subprocess.run([sys.executable, "-m", "agent_service.preflight", "--connector", "127.0.0.1:9"],
+                                cwd=ROOT, env=env, capture_output=True, text=True, timeout=180)
+    finally:
+        server.kill()
+    api_lines = [line for line in result.stdout.splitlines() if line.startswith(("PASS", "FAIL"))][2:]
+    assert len(api_lines) == 2 and all(line.startswith("FAIL") for line in api_lines), result.stdout
+    assert "refused the credentials" in api_lines[0] and "SKYPILOT_SERVICE_ACCOUNT_TOKEN" in api_lines[0], api_lines
+    assert "sky_wrong_token" not in result.stdout + result.stderr
+
+
+REFUSER = """
+import http.server, sys
+class Refuse(http.server.BaseHTTPRequestHandler):
+    def _refuse(self):
+        self.send_response(401); self.send_header("Content-Length", "0"); self.end_headers()
+    do_GET = do_POST = _refuse
+    def log_message(self, *args): pass
+server = http.server.HTTPServer(("127.0.0.1", 0), Refuse)
+print(server.server_address[1], flush=True)
+server.serve_forever()
+"""

@@ -149,7 +149,10 @@ def _unified(fn: Callable, *args, **kwargs):
             f"SkyPilot API server {endpoint()} is unreachable ({type(e).__name__}); check that it is running "
             "and that SKYPILOT_API_SERVER_ENDPOINT points at it"
         ) from None
-    except _sky().exceptions.ApiServerAuthenticationError:
+    except (_sky().exceptions.ApiServerAuthenticationError, _sky().requests.exceptions.HTTPError) as e:
+        status = getattr(getattr(e, "response", None), "status_code", 401)
+        if status not in (401, 403):
+            raise
         raise SkyPilotUnavailable(
             f"SkyPilot API server {endpoint()} refused the credentials; set SKYPILOT_SERVICE_ACCOUNT_TOKEN "
             "to a valid service-account token"
