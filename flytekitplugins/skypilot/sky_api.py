@@ -311,3 +311,22 @@ def hourly_price(cloud: str, instance_type: str, use_spot: bool, region: Optiona
     except Exception as e:  # no catalog entry, or a catalog that cannot be fetched: the cost is unknown
         logger.debug(f"no SkyPilot price for {cloud} {instance_type} ({type(e).__name__}: {e})")
         return None
+
+
+@_on_server
+def optimizer_table(task: Any) -> str:
+    """SkyPilot's optimizer report for `task` ("Considered resources" and the chosen row), asked of the API
+    server; launches nothing. Raises LaunchFailed with SkyPilot's reason when nothing can run it."""
+    import io
+
+    sdk = _sky()
+    from sky.client import sdk as client
+
+    with sdk.sky.Dag() as dag:
+        dag.add(task)
+    out = io.StringIO()
+    try:
+        client.stream_and_get(client.optimize(dag), output_stream=out)
+    except (sdk.exceptions.ResourcesUnavailableError, sdk.exceptions.NoCloudAccessError, ValueError) as e:
+        raise LaunchFailed(clean(e)) from None
+    return clean(out.getvalue())
