@@ -1,14 +1,16 @@
 """The connector's create / get / delete against the real API server, as propeller calls them."""
 
 import asyncio
+import subprocess
+import sys
 import time
 
 from conftest import queue_by_name, run, statuses, wait_for
 from flyteidl.core.execution_pb2 import TaskExecution
-from propeller import prepare
+from propeller import outputs, prepare
 
 from flytekitplugins.skypilot import SkyPilotConnector, SkyPilotMetadata, sky_api
-from tasks import sleep
+from tasks import repeat, sleep
 
 CONNECTOR = SkyPilotConnector()
 
@@ -76,3 +78,27 @@ def test_many_gets_share_one_skypilot_call_per_cycle(monkeypatch):
     finally:
         for m in metas:
             run(CONNECTOR.delete(m))
+
+
+GET_IN_A_NEW_PROCESS = """
+import asyncio, sys, time
+from flytekitplugins.skypilot import SkyPilotConnector, SkyPilotMetadata
+connector = SkyPilotConnector()  # a connector process that never saw the create
+meta = SkyPilotMetadata.decode(sys.argv[1].encode())
+deadline = time.monotonic() + 600
+while time.monotonic() < deadline:
+    resource = asyncio.run(connector.get(meta))
+    if resource.phase in (3, 4, 5, 8):
+        break
+    time.sleep(5)
+print("PHASE", resource.phase, resource.message.splitlines()[0])
+"""
+
+
+def test_a_restarted_connector_tracks_a_task_from_its_resource_meta_alone():
+    meta = create(repeat, {"word": "restart", "times": 2})  # in this process, which then is gone for get
+    out = subprocess.run([sys.executable, "-c", GET_IN_A_NEW_PROCESS, meta.encode().decode()],
+                         capture_output=True, text=True, timeout=700).stdout
+    assert f"PHASE {TaskExecution.SUCCEEDED} SkyPilot managed job" in out, out
+    assert statuses(meta.job_name) == ["SUCCEEDED"]
+    assert outputs(meta.output_prefix, repeat)["o0"].startswith("restart-restart@")

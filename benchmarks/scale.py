@@ -1,0 +1,128 @@
+"""1,000 in-flight tasks on one connector replica, against a stand-in API server replaying the bed's latencies.
+
+    .venv/bin/python benchmarks/scale.py [N ...]        (default: 100 1000; no API server needed)
+
+For each N: CreateTask for N tasks (10 at a time, as the connector's gRPC workers take them), then three
+propeller-like cycles of GetTask for every task at once. Prints our way (the shared poll) beside the naive way
+(one queue_v2 per GetTask) in one run: SkyPilot calls per cycle, GetTask p50 / p99 in steady state, and the
+connector process's memory. The naive way is run up to N=100 (its queue_v2 calls serialise on the server) and
+projected beyond from the same replayed latency.
+"""
+
+import asyncio
+import statistics
+import sys
+import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from types import SimpleNamespace
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from fake_sdk import LATENCY, FakeApiServer  # noqa: E402
+
+from flytekit.configuration import ImageConfig, SerializationSettings  # noqa: E402
+from flytekit.models.core.identifier import (  # noqa: E402
+    Identifier, NodeExecutionIdentifier, ResourceType, TaskExecutionIdentifier, WorkflowExecutionIdentifier)
+from flytekit.models.task import TaskExecutionMetadata  # noqa: E402
+from flytekit.tools.translator import get_serializable  # noqa: E402
+
+from flytekitplugins.skypilot import SkyPilotYamlTask, sky_api  # noqa: E402
+from flytekitplugins.skypilot import connector as connector_module  # noqa: E402
+from flytekitplugins.skypilot import tracker as tracker_module  # noqa: E402
+
+NAIVE_MAX = 100
+
+
+def install(server: FakeApiServer) -> None:
+    real = sky_api._sky()
+    fake = server.sdk()
+    namespace = SimpleNamespace(**{**vars(real), "sky": fake.sky, "jobs": fake.jobs})
+    sky_api._sky = lambda: namespace
+
+
+def metadata(i: int) -> TaskExecutionMetadata:
+    tid = TaskExecutionIdentifier(
+        task_id=Identifier(ResourceType.TASK, "bench", "development", "bench.task", "v1"),
+        node_execution_id=NodeExecutionIdentifier(f"n{i}", WorkflowExecutionIdentifier("bench", "development",
+                                                                                         f"e{uuid.uuid4().hex[:8]}")),
+        retry_attempt=0)
+    return TaskExecutionMetadata(tid, "bench-development", {}, {}, "default", {}, None)
+
+
+def rss_mb() -> float:
+    for line in open("/proc/self/status"):
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def pct(values, q):
+    values = sorted(values)
+    return values[min(len(values) - 1, int(q * len(values)))]
+
+
+async def timed_gets(get, metas):
+    async def one(meta):
+        started = time.monotonic()
+        await get(meta)
+        return time.monotonic() - started
+    return await asyncio.gather(*(one(m) for m in metas))
+
+
+def run_ours(n: int):
+    server = FakeApiServer()
+    install(server)
+    tracker_module.TRACKER = tracker = tracker_module.Tracker(max_age=5.0)
+    connector_module.TRACKER = tracker
+    connector = connector_module.SkyPilotConnector()
+    template = get_serializable({}, SerializationSettings(image_config=ImageConfig.auto_default_image()),
+                                SkyPilotYamlTask("bench", {"run": "true"})).template
+    create = lambda i: asyncio.run(connector.create(template, f"s3://bench/{i}", None, metadata(i)))  # noqa: E731
+    with ThreadPoolExecutor(10) as pool:
+        metas = list(pool.map(create, range(n)))
+    loop = asyncio.new_event_loop()
+    loop.set_default_executor(ThreadPoolExecutor(64))
+    cycles = []
+    for _ in range(3):
+        calls_before = sum(server.calls[k] for k in ("api_status", "queue_v2", "get"))
+        latencies = loop.run_until_complete(timed_gets(connector.get, metas))
+        calls = sum(server.calls[k] for k in ("api_status", "queue_v2", "get")) - calls_before
+        cycles.append((calls, latencies))
+        time.sleep(5)
+    steady = [lat for _, lats in cycles[1:] for lat in lats]
+    steady_calls = max(c for c, _ in cycles[1:])
+    return steady_calls, statistics.median(steady), pct(steady, 0.99), rss_mb()
+
+
+def run_naive(n: int):
+    server = FakeApiServer()
+    install(server)
+    job_ids = [sky_api.launched_job_id(sky_api.launch(None, f"naive-{i}")) for i in range(n)]
+    with ThreadPoolExecutor(64) as pool:
+        def one(job_id):
+            started = time.monotonic()
+            sky_api.queue([job_id])
+            return time.monotonic() - started
+        latencies = list(pool.map(one, job_ids))
+    return n, statistics.median(latencies), pct(latencies, 0.99)
+
+
+def main(sizes):
+    print(f"replayed latencies (s): {LATENCY}")
+    print(f"{'N':>5} | {'naive calls':>11} {'p50 s':>7} {'p99 s':>7} | {'ours calls':>10} {'p50 s':>7} {'p99 s':>7} "
+          f"{'RSS MB':>7} | {'calls ratio':>11} {'p99 ratio':>9}")
+    for n in sizes:
+        calls, p50, p99, rss = run_ours(n)
+        if n <= NAIVE_MAX:
+            n_calls, n_p50, n_p99 = run_naive(n)
+            label = ""
+        else:  # serialised queue_v2 calls: the last of N waits for all of them
+            n_calls, n_p50, n_p99 = n, LATENCY["queue_v2"] * n / 2, LATENCY["queue_v2"] * n
+            label = " (naive projected)"
+        print(f"{n:>5} | {n_calls:>11} {n_p50:>7.2f} {n_p99:>7.2f} | {calls:>10} {p50:>7.3f} {p99:>7.3f} {rss:>7.0f} | "
+              f"{n_calls / max(calls, 1):>10.0f}x {n_p99 / p99:>8.0f}x{label}")
+
+
+if __name__ == "__main__":
+    main([int(a) for a in sys.argv[1:]] or [100, 1000])
