@@ -41,7 +41,8 @@ class FakeApiServer:
     def sdk(self) -> SimpleNamespace:
         """The SDK surface the connector's gateway (sky_api) uses, with the real exceptions."""
         fake_sky = SimpleNamespace(api_status=self._call("api_status"), get=self._call("get"),
-                                   api_cancel=self._call("api_cancel"), __version__=sky.__version__)
+                                   api_cancel=self._call("api_cancel"), __version__=sky.__version__,
+                                   Task=sky.Task, Dag=sky.Dag)  # offline parts: the real ones
         fake_jobs = SimpleNamespace(launch=self._call("launch"), queue_v2=self._call("queue_v2"),
                                     cancel=self._call("cancel"))
         return SimpleNamespace(sky=fake_sky, jobs=fake_jobs, exceptions=exceptions)

@@ -96,10 +96,12 @@ class SkyPilotConnector(AsyncConnectorBase):
             message = (f"SkyPilot has been unreachable for {outage:.0f} s, past the connector's outage deadline "
                        f"({settings.OUTAGE_DEADLINE_ENV}={settings.current().outage_deadline:.0f}): {TRACKER.unavailable}")
             return Resource(phase=TaskExecution.RETRYABLE_FAILED, message=message)
-        job_id, before_the_job = await asyncio.to_thread(self._job_id, resource_meta)
-        if before_the_job is not None:
-            return before_the_job
-        record = await asyncio.to_thread(TRACKER.job, job_id)
+        job_id, record = self._cached(resource_meta)  # the common case: no thread, no waiting
+        if record is None:
+            job_id, before_the_job = await asyncio.to_thread(self._job_id, resource_meta)
+            if before_the_job is not None:
+                return before_the_job
+            record = await asyncio.to_thread(TRACKER.job, job_id)
         links = [TaskLog(name="SkyPilot dashboard", uri=f"{resource_meta.endpoint}/dashboard/jobs/{job_id}")]
         if record is None:
             message = f"SkyPilot managed job {job_id} submitted; waiting for its first status"
@@ -123,6 +125,13 @@ class SkyPilotConnector(AsyncConnectorBase):
         if job_id not in self._reports:
             self._reports[job_id] = report.job_report(record)
         return self._reports[job_id]
+
+    def _cached(self, meta: SkyPilotMetadata) -> Tuple[Optional[int], Optional[dict]]:
+        """The job id and record the latest polling round has for this task, if it has them."""
+        request_id = meta.request_id or getattr(pools.LAUNCHES.pending(meta.job_name), "request_id", None)
+        launch = TRACKER.cached_launch(request_id) if request_id else None
+        job_id = launch.job_id if launch else self._found.get(meta.job_name)
+        return job_id, TRACKER.cached_job(job_id) if job_id is not None else None
 
     def _job_id(self, meta: SkyPilotMetadata) -> Tuple[Optional[int], Optional[Resource]]:
         """The task's managed job id, or what to report while there is none."""

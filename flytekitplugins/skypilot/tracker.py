@@ -9,6 +9,7 @@ for something not yet seen waits for the next round, never longer than `wait` se
 
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Dict, Optional
 
@@ -18,6 +19,7 @@ from . import settings, sky_api
 
 _FORGET_AFTER_S = 900.0  # jobs nobody asked about for this long are dropped (their Flyte task is gone)
 _NEW = "NEW"  # signed up, not polled yet
+_SETTLE_THREADS = 8  # finished launch requests resolved side by side (a burst of creates settles together)
 IN_FLIGHT = (_NEW, "PENDING", "RUNNING")
 
 
@@ -77,6 +79,21 @@ class Tracker:
             elif not _terminal(self._records[job_id]) and (self._poller is None or not self._poller.is_alive()):
                 self._nudge()  # the poller stopped while nothing was asked for: keep this job's record fresh
             return self._records.get(job_id)
+
+    def cached_launch(self, request_id: str) -> Optional[Launch]:
+        """The outcome of a settled launch request, without waiting (None if not settled yet)."""
+        with self._cond:
+            return self._launches.get(request_id)
+
+    def cached_job(self, job_id: int) -> Optional[dict]:
+        """The latest record of a job a round has seen, without waiting (None if none has)."""
+        with self._cond:
+            record = self._records.get(job_id)
+            if record is not None:
+                self._asked[job_id] = time.monotonic()
+                if not _terminal(record) and (self._poller is None or not self._poller.is_alive()):
+                    self._nudge()
+            return record
 
     def forget(self, request_id: str, job_id: Optional[int]) -> None:
         with self._cond:
@@ -152,13 +169,17 @@ class Tracker:
         if requests:
             self.calls += 1
             states = sky_api.request_states(requests)
+            finished = []
             for request_id in requests:
                 state = states.get(request_id, "UNKNOWN")  # UNKNOWN: the server no longer knows it
                 if state in IN_FLIGHT:
                     with self._cond:
                         self._requests[request_id] = state
                 else:
-                    self._settle(request_id)
+                    finished.append(request_id)
+            if finished:  # each finished launch is resolved to its job id once, a few at a time
+                with ThreadPoolExecutor(min(_SETTLE_THREADS, len(finished))) as pool:
+                    list(pool.map(self._settle, finished))
         if jobs:
             self.calls += 1
             records = sky_api.queue(jobs)
@@ -166,7 +187,8 @@ class Tracker:
                 self._records.update({j: r for j, r in records.items() if j in self._asked})
 
     def _settle(self, request_id: str) -> None:
-        self.calls += 1
+        with self._cond:
+            self.calls += 1
         try:
             outcome = Launch("SUCCEEDED", job_id=sky_api.launched_job_id(request_id))
         except sky_api.LaunchCancelled as e:
