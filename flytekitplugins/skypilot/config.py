@@ -213,14 +213,8 @@ class SkyPilot(BaseModel):
         unsupported = sorted(set(resources) - set(RESOURCE_FIELDS))
         if unsupported:
             raise ValueError(f"resources: {unsupported} are not supported for a Flyte task's managed job")
-        secrets = task.get("secrets") or {}
-        if any(v is not None for v in secrets.values()):
-            raise ValueError(
-                f"secrets: {sorted(secrets)} carry values; a Flyte task passes secrets by name only: keep the names "
-                "(with empty values) and give the values to the connector"
-            )
         fields = {k: task[k] for k in ("num_nodes", "envs", "setup", "file_mounts", "config") if task.get(k)}
-        return cls(**resources, **fields, secrets=sorted(secrets))
+        return cls(**resources, **fields, secrets=secret_names(task))
 
     def to_task_yaml(self) -> Dict[str, Any]:
         """This config as a SkyPilot task YAML dict (no `run`: the connector supplies the task's command;
@@ -253,6 +247,17 @@ _NOT_FOR_A_FLYTE_TASK = {
     "service": "a SkyServe service is not a Flyte task",
     "pool": "a pool spec creates a pool; pass pool=<name> to run on an existing one",
 }
+
+
+def secret_names(task: Dict[str, Any]) -> List[str]:
+    """The names under a SkyPilot task YAML's `secrets:`, which must carry no values in a Flyte task."""
+    secrets = task.get("secrets") or {}
+    if any(v is not None for v in secrets.values()):
+        raise ValueError(
+            f"secrets: {sorted(secrets)} carry values; a Flyte task passes secrets by name only: keep the names "
+            "(with empty values, e.g. `HF_TOKEN:`) and give the values to the connector"
+        )
+    return sorted(secrets)
 
 
 def _bucket_sub_path(source: str) -> str:

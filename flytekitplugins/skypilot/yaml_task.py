@@ -18,6 +18,7 @@ from flytekit.extend.backend.base_connector import AsyncConnectorExecutorMixin
 from flytekit.types.directory import FlyteDirectory
 
 from . import sky_api
+from .config import secret_names
 from .yaml_io import OUTPUT_DIR_ENV
 from .connector import TASK_TYPE
 from .task import submit_locally
@@ -82,12 +83,7 @@ def load_task_yaml(source: Union[str, "os.PathLike[str]", Dict[str, Any]]) -> Di
     for key, why in _NOT_FOR_A_YAML_TASK.items():
         if task.get(key) is not None:
             raise ValueError(f"`{key}:` cannot be part of a YAML task: {why}")
-    secrets = task.get("secrets") or {}
-    if any(v is not None for v in secrets.values()):
-        raise ValueError(
-            f"secrets: {sorted(secrets)} carry values; a Flyte task passes secrets by name only: keep the names "
-            "(with empty values, e.g. `HF_TOKEN:`) and give the values to the connector"
-        )
+    secret_names(task)  # names only: the connector holds the values
     task.pop("name", None)  # the connector names the job after the task execution
     task.setdefault("envs", {})
     return task
