@@ -200,12 +200,7 @@ class SkyPilot(BaseModel):
     @classmethod
     def from_yaml(cls, source: Union[str, "os.PathLike[str]", Dict[str, Any]]) -> "SkyPilot":
         """The config of an existing SkyPilot task YAML (a path or a dict): the same job, run by a Flyte task."""
-        if isinstance(source, dict):
-            task = copy.deepcopy(source)
-        else:
-            with open(source) as f:
-                task = yaml.safe_load(f) or {}
-        task = sky_api.check_task_yaml(task)  # SkyPilot's own schema, with its did-you-mean for unknown keys
+        task = read_task_yaml(source)
         for key, why in _NOT_FOR_A_FLYTE_TASK.items():
             if task.get(key) is not None:
                 raise ValueError(f"`{key}:` cannot be part of a Flyte task's SkyPilot config: {why}")
@@ -247,6 +242,17 @@ _NOT_FOR_A_FLYTE_TASK = {
     "service": "a SkyServe service is not a Flyte task",
     "pool": "a pool spec creates a pool; pass pool=<name> to run on an existing one",
 }
+
+
+def read_task_yaml(source: Union[str, "os.PathLike[str]", Dict[str, Any]]) -> Dict[str, Any]:
+    """A SkyPilot task YAML (a path or a dict, never modified) checked against SkyPilot's own schema, with its
+    did-you-mean for unknown keys."""
+    if isinstance(source, dict):
+        task = copy.deepcopy(source)
+    else:
+        with open(source) as f:
+            task = yaml.safe_load(f) or {}
+    return sky_api.check_task_yaml(task)
 
 
 def secret_names(task: Dict[str, Any]) -> List[str]:

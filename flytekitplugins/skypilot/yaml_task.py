@@ -5,20 +5,17 @@ files the job writes under `$FLYTE_OUTPUT_DIR/<output name>` (a number, a string
 FlyteFile as a file; a FlyteDirectory as a directory). The job needs neither flytekit nor this plugin.
 """
 
-import copy
 import datetime
 import os
 from typing import Any, Dict, Optional, Type, Union
 
-import yaml
 from flytekit.core.base_task import PythonTask
 from flytekit.types.file import FlyteFile
 from flytekit.core.interface import Interface
 from flytekit.extend.backend.base_connector import AsyncConnectorExecutorMixin
 from flytekit.types.directory import FlyteDirectory
 
-from . import sky_api
-from .config import secret_names
+from .config import read_task_yaml, secret_names
 from .yaml_io import OUTPUT_DIR_ENV
 from .connector import TASK_TYPE
 from .task import submit_locally
@@ -72,12 +69,7 @@ class SkyPilotYamlTask(AsyncConnectorExecutorMixin, PythonTask):
 
 def load_task_yaml(source: Union[str, "os.PathLike[str]", Dict[str, Any]]) -> Dict[str, Any]:
     """A SkyPilot task YAML fit to run as a Flyte task, checked against SkyPilot's own schema."""
-    if isinstance(source, dict):
-        task = copy.deepcopy(source)
-    else:
-        with open(source) as f:
-            task = yaml.safe_load(f) or {}
-    task = sky_api.check_task_yaml(task)  # with SkyPilot's did-you-mean for unknown keys
+    task = read_task_yaml(source)
     if not task.get("run"):
         raise ValueError("The SkyPilot YAML has no `run:`: a YAML task runs the YAML's own command")
     for key, why in _NOT_FOR_A_YAML_TASK.items():
