@@ -3,7 +3,9 @@
 A launch request that is aborted late may still have created its job (SkyPilot reports the request
 CANCELLED, the job runs on). So after aborting the request we also cancel by the task's deterministic job
 name; a request still unsettled when delete must return (propeller allows 10 s) is handed to a background
-sweeper that does the same once it settles.
+sweeper that does the same once it settles. So is a cancel SkyPilot did not accept because its API server was
+unreachable or too slow: the sweeper retries it, and delete raises so that propeller retries too (a delete is
+idempotent, and propeller's retries outlive a connector restart).
 """
 
 import threading
@@ -23,6 +25,15 @@ _GIVE_UP_AFTER_S = 3600.0
 
 def cancel(request_id: Optional[str], job_name: str) -> None:
     """Idempotent: a job that never started, already ended or was already cancelled is fine."""
+    try:
+        _cancel(request_id, job_name)
+    except sky_api.SkyPilotUnavailable as e:
+        _SWEEPER.add(request_id, job_name)
+        raise sky_api.SkyPilotUnavailable(f"{e}; the connector keeps cancelling managed job {job_name} in the "
+                                          "background and a repeated delete tries again") from None
+
+
+def _cancel(request_id: Optional[str], job_name: str) -> None:
     if not request_id:  # a launch that never happened (or happened in a connector that restarted since)
         sky_api.cancel_by_name(job_name, wait_seconds=_BUDGET_S)
         return
@@ -57,13 +68,13 @@ class _Sweeper:
     """Cancels the jobs of deleted tasks whose launch requests settle after delete returned."""
 
     def __init__(self) -> None:
-        self._pending: Dict[str, Tuple[str, float]] = {}
+        self._pending: Dict[str, Tuple[Optional[str], float]] = {}  # job name -> (launch request id, since)
         self._lock = threading.Lock()
         self._thread = None
 
-    def add(self, request_id: str, job_name: str) -> None:
+    def add(self, request_id: Optional[str], job_name: str) -> None:
         with self._lock:
-            self._pending[request_id] = (job_name, time.monotonic())
+            self._pending.setdefault(job_name, (request_id or None, time.monotonic()))
             if self._thread is None or not self._thread.is_alive():
                 self._thread = threading.Thread(target=self._run, name="skypilot-cancel-sweeper", daemon=True)
                 self._thread.start()
@@ -75,7 +86,7 @@ class _Sweeper:
                 pending = dict(self._pending)
             if not pending:
                 return
-            for request_id, (job_name, since) in pending.items():
+            for job_name, (request_id, since) in pending.items():
                 try:
                     done = self._sweep(request_id, job_name, since)
                 except sky_api.SkyPilotUnavailable as e:
@@ -83,17 +94,20 @@ class _Sweeper:
                     done = False
                 if done:
                     with self._lock:
-                        self._pending.pop(request_id, None)
+                        self._pending.pop(job_name, None)
 
     @staticmethod
-    def _sweep(request_id: str, job_name: str, since: float) -> bool:
-        launch = TRACKER.launch(request_id, fresh=True)
-        if launch.state in IN_FLIGHT:
+    def _sweep(request_id: Optional[str], job_name: str, since: float) -> bool:
+        launch = TRACKER.launch(request_id, fresh=True) if request_id else None
+        if launch is not None and launch.state in IN_FLIGHT:
+            sky_api.cancel_request(request_id)
             return time.monotonic() - since > _GIVE_UP_AFTER_S
-        if launch.job_id is not None:
+        if launch is not None and launch.job_id is not None:
             sky_api.cancel_jobs([launch.job_id])
         sky_api.cancel_by_name(job_name)
-        TRACKER.forget(request_id, launch.job_id)
+        if launch is not None:
+            TRACKER.forget(request_id, launch.job_id)
+        logger.info(f"cancelled managed job {job_name} in the background")
         return True
 
 

@@ -53,3 +53,23 @@ def outputs(output_prefix: str, task) -> Optional[Dict[str, Any]]:
     proto = load_proto_from_file(literals_pb2.LiteralMap, os.path.join(output_prefix, "outputs.pb"))
     ctx = FlyteContextManager.current_context()
     return TypeEngine.literal_map_to_kwargs(ctx, LiteralMap.from_flyte_idl(proto), task.python_interface.outputs)
+
+
+def delete(connector, meta, attempts: int = 6) -> None:
+    """DeleteTask as propeller calls it: inside 10 s each time, again later while it fails (SkyPilot busy)."""
+    import asyncio
+    import time
+
+    from flytekitplugins.skypilot import sky_api
+
+    for attempt in range(attempts):
+        started = time.monotonic()
+        try:
+            asyncio.new_event_loop().run_until_complete(connector.delete(meta))
+            return
+        except sky_api.SkyPilotUnavailable:
+            if attempt == attempts - 1:
+                raise
+            time.sleep(10)
+        finally:
+            assert time.monotonic() - started < 10, "DeleteTask must return inside propeller's 10 s"
