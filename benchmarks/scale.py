@@ -12,7 +12,9 @@ projected beyond from the same replayed latency.
 
 import asyncio
 import statistics
+import os
 import sys
+import tempfile
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
@@ -79,7 +81,8 @@ def run_ours(n: int):
     connector = connector_module.SkyPilotConnector()
     template = get_serializable({}, SerializationSettings(image_config=ImageConfig.auto_default_image()),
                                 SkyPilotYamlTask("bench", {"run": "true"})).template
-    create = lambda i: asyncio.run(connector.create(template, f"s3://bench/{i}", None, metadata(i)))  # noqa: E731
+    runs = os.environ["FLYTE_SKYPILOT_SHARED_DIR"] = tempfile.mkdtemp(prefix="scale-")  # launch records go here
+    create = lambda i: asyncio.run(connector.create(template, f"{runs}/{i}", None, metadata(i)))  # noqa: E731
     with ThreadPoolExecutor(10) as pool:
         metas = list(pool.map(create, range(n)))
     loop = asyncio.new_event_loop()

@@ -82,3 +82,16 @@ def test_a_missing_secret_names_itself_and_where_the_connector_looks(monkeypatch
     monkeypatch.delenv("NOPE", raising=False)
     with pytest.raises(ValueError, match="secret 'NOPE'.*_FSEC_NOPE.*/etc/secrets/nope"):
         secret_values(["NOPE"])
+
+
+def test_a_launch_record_belongs_to_its_job_name(tmp_path):
+    from flytekitplugins.skypilot import launch_record
+
+    assert launch_record.read(str(tmp_path), "flyte-a") is None  # never launched
+    launch_record.write(str(tmp_path), "flyte-a", None)  # the intent, before sky.jobs.launch
+    assert launch_record.read(str(tmp_path), "flyte-a") == {"job_name": "flyte-a", "request_id": None}
+    launch_record.write(f"file://{tmp_path}/", "flyte-a", "req-1")
+    assert launch_record.read(str(tmp_path), "flyte-a")["request_id"] == "req-1"
+    assert launch_record.read(str(tmp_path), "flyte-b") is None  # another job's record is not this one's
+    (tmp_path / launch_record.RECORD).write_text("{not json")
+    assert launch_record.read(str(tmp_path), "flyte-a") is None

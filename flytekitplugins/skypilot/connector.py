@@ -18,7 +18,7 @@ from flytekit.extend.backend.utils import get_connector_secret
 from flytekit.models.literals import LiteralMap
 from flytekit.models.task import TaskExecutionMetadata, TaskTemplate
 
-from . import cancel, distributed, pools, report, settings, shared_fs, sky_api, status, translate, yaml_io
+from . import cancel, distributed, launch_record, pools, report, settings, shared_fs, sky_api, status, translate, yaml_io
 from .tracker import TRACKER
 
 TASK_TYPE = "skypilot"
@@ -69,7 +69,7 @@ class SkyPilotConnector(AsyncConnectorBase):
         pool_yaml = pools.pool_task_yaml(config)  # before SkyPilot consumes the dict
         task = translate.sky_task(config)
         submit = functools.partial(self._submit, task, name, custom, pool_yaml)
-        request_id = await asyncio.to_thread(self._launch_once, name, submit)
+        request_id = await asyncio.to_thread(self._launch_once, name, output_prefix, submit)
         return SkyPilotMetadata(name, request_id or "", output_prefix, sky_api.endpoint(), task.num_nodes,
                                 dict(custom.get("outputs") or {}), custom.get("cluster_name") or "")
 
@@ -80,14 +80,13 @@ class SkyPilotConnector(AsyncConnectorBase):
             return pools.LAUNCHES.launch(task, name, cluster, lambda: translate.sky_task(pool_yaml))
         return sky_api.launch(task, name, custom.get("pool"))
 
-    def _launch_once(self, name: str, submit: Callable[[], Optional[str]]) -> Optional[str]:
+    def _launch_once(self, name: str, output_prefix: str, submit: Callable[[], Optional[str]]) -> Optional[str]:
         """Propeller may repeat CreateTask for one attempt (after a timeout, say): launch its job only once."""
         with self._submitting[name]:
             if name not in self._submitted:
-                self._submitted[name] = submit()
+                self._submitted[name] = _first_launch(name, output_prefix, submit)
                 if self._submitted[name]:
                     TRACKER.watch(self._submitted[name])
-                    logger.info(f"SkyPilot launch request {self._submitted[name]} submitted for managed job {name}")
             return self._submitted[name]
 
     async def get(self, resource_meta: SkyPilotMetadata, **kwargs) -> Resource:
@@ -166,6 +165,28 @@ class SkyPilotConnector(AsyncConnectorBase):
         self._deleted.add(resource_meta.job_name)
         request_id = resource_meta.request_id or pools.LAUNCHES.abandon(resource_meta.job_name)
         await asyncio.to_thread(cancel.cancel, request_id, resource_meta.job_name)
+
+
+def _first_launch(name: str, output_prefix: str, submit: Callable[[], Optional[str]]) -> Optional[str]:
+    """The attempt's launch request id: an earlier connector process's (see launch_record), or a new one.
+    "" means SkyPilot has a job of this name whose launch request is unknown: get finds it by name."""
+    earlier = launch_record.read(output_prefix, name)
+    if earlier is not None:
+        if earlier.get("request_id"):
+            logger.info(f"managed job {name} was launched before (request {earlier['request_id']}): not again")
+            return earlier["request_id"]
+        found = sky_api.launch_request_named(name)  # the connector stopped between launch and record
+        if found is None and sky_api.job_ids_by_name(name):
+            found = ""
+        if found is not None:
+            logger.info(f"managed job {name} found in SkyPilot after a connector restart: not launched again")
+            return found
+    launch_record.write(output_prefix, name, None)
+    request_id = submit()
+    if request_id:
+        launch_record.write(output_prefix, name, request_id)
+        logger.info(f"SkyPilot launch request {request_id} submitted for managed job {name}")
+    return request_id
 
 
 def secret_values(names: Optional[List[str]]) -> Dict[str, str]:

@@ -6,6 +6,7 @@ refuses us), `LaunchFailed` (SkyPilot rejected or could not run a launch request
 """
 
 import functools
+import json
 import os
 import re
 import threading
@@ -281,6 +282,23 @@ def job_ids_by_name(job_name: str) -> List[int]:
     sdk = _sky()
     request = sdk.jobs.queue_v2(refresh=False, all_users=True, name_match=job_name, fields=["job_id", "job_name"])
     return sorted(int(r["job_id"]) for r in sdk.sky.get(request)[0] if r["job_name"] == job_name)
+
+
+@_on_server
+def launch_request_named(job_name: str) -> Optional[str]:
+    """The launch request still in flight (queued or running in the API server) for a managed job of this name."""
+    payloads = _sky().sky.api_status(None, all_status=False, fields=["request_id", "name", "request_body"])
+    for payload in payloads:
+        if payload.name == "sky.jobs.launch" and _body_name(payload.request_body) == job_name:
+            return payload.request_id
+    return None
+
+
+def _body_name(request_body: Optional[str]) -> Optional[str]:
+    try:
+        return json.loads(request_body or "{}").get("name")
+    except (ValueError, AttributeError):
+        return None
 
 
 # ---- the API server itself (preflight) ----

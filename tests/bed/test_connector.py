@@ -9,7 +9,7 @@ from conftest import queue_by_name, run, statuses, wait_for
 from flyteidl.core.execution_pb2 import TaskExecution
 from propeller import delete, outputs, prepare
 
-from flytekitplugins.skypilot import SkyPilotConnector, SkyPilotMetadata, sky_api
+from flytekitplugins.skypilot import SkyPilotConnector, SkyPilotMetadata, launch_record, sky_api
 from tasks import repeat, sleep
 
 CONNECTOR = SkyPilotConnector()
@@ -100,3 +100,43 @@ def test_a_restarted_connector_tracks_a_task_from_its_resource_meta_alone():
     assert f"PHASE {TaskExecution.SUCCEEDED} SkyPilot managed job" in out, out
     assert statuses(meta.job_name) == ["SUCCEEDED"]
     assert outputs(meta.output_prefix, repeat)["o0"].startswith("restart-restart@")
+
+
+CREATE_IN_A_NEW_PROCESS = """
+import asyncio, sys
+sys.path.insert(0, "tests/bed")
+from flytekit.configuration import ImageConfig, SerializationSettings
+from flytekit.extend.backend.utils import render_task_template
+from flytekit.tools.translator import get_serializable
+from propeller import execution_metadata
+from tasks import sleep
+from flytekitplugins.skypilot import SkyPilotConnector
+prefix, execution = sys.argv[1:]
+settings = SerializationSettings(image_config=ImageConfig.auto_default_image())
+template = render_task_template(get_serializable({}, settings, sleep).template, prefix)
+meta = asyncio.run(SkyPilotConnector().create(template, prefix, None, execution_metadata(execution, "n0", 0)))
+print("META", meta.encode().decode())
+"""
+
+
+def test_repeated_creates_launch_one_job_across_connector_restarts():
+    template, prefix, metadata = prepare(sleep, {"seconds": 1})
+    first = run(CONNECTOR.create(template, prefix, None, metadata))
+    # propeller repeats CreateTask to connector processes that never saw the first (the launch still in flight)
+    again = run(SkyPilotConnector().create(template, prefix, None, metadata))
+    execution = metadata.task_execution_id.node_execution_id.execution_id.name
+    out = subprocess.run([sys.executable, "-c", CREATE_IN_A_NEW_PROCESS, prefix, execution],
+                         capture_output=True, text=True, timeout=120)
+    assert "META " in out.stdout, out.stderr[-2000:]
+    in_a_new_process = SkyPilotMetadata.decode(out.stdout.split("META ", 1)[1].strip().encode())
+    assert first == again == in_a_new_process
+    # a connector that stopped between launching and recording the launch request: SkyPilot is asked by name
+    launch_record.write(prefix, first.job_name, None)
+    in_doubt = run(SkyPilotConnector().create(template, prefix, None, metadata))
+    assert in_doubt.request_id in (first.request_id, "")  # the request in flight, or the job it created
+    done = wait_for(lambda: (r := run(SkyPilotConnector().get(in_doubt))).phase in (3, 4, 5, 8) and r, 600,
+                    what="the task to finish", show=lambda: run(CONNECTOR.get(first)).message)
+    assert done.phase == TaskExecution.SUCCEEDED, done.message
+    launch_record.write(prefix, first.job_name, None)
+    assert run(SkyPilotConnector().create(template, prefix, None, metadata)).request_id == ""  # found by its name
+    assert statuses(first.job_name) == ["SUCCEEDED"]  # five creates, one managed job

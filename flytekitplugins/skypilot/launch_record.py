@@ -1,0 +1,35 @@
+"""A task attempt's launch, recorded in the attempt's own output prefix, so that a repeated CreateTask launches
+nothing new: also when it reaches a connector process that has restarted since the first one.
+
+The record is written before the launch (its intent) and again with the launch request id once SkyPilot gave
+one. A record still without a request id means the connector stopped in between: SkyPilot itself is then
+asked whether a launch request or a managed job of that name exists.
+"""
+
+import json
+from typing import Optional
+
+from flytekit import FlyteContextManager
+
+RECORD = "skypilot-launch.json"
+
+
+def read(output_prefix: str, job_name: str) -> Optional[dict]:
+    """The record of this job's launch ({"job_name", "request_id"}), or None if the attempt never launched."""
+    path = _path(output_prefix)
+    fs = FlyteContextManager.current_context().file_access.get_filesystem_for_path(path)
+    try:
+        record = json.loads(fs.cat_file(path))
+    except (FileNotFoundError, ValueError):
+        return None
+    return record if isinstance(record, dict) and record.get("job_name") == job_name else None
+
+
+def write(output_prefix: str, job_name: str, request_id: Optional[str]) -> None:
+    path = _path(output_prefix)
+    fs = FlyteContextManager.current_context().file_access.get_filesystem_for_path(path)
+    fs.pipe_file(path, json.dumps({"job_name": job_name, "request_id": request_id}).encode())
+
+
+def _path(output_prefix: str) -> str:
+    return f"{output_prefix.rstrip('/')}/{RECORD}"
