@@ -11,14 +11,14 @@ from dataclasses import dataclass, field
 from typing import Callable, Dict, List, Optional, Set, Tuple
 
 from flyteidl.core.execution_pb2 import TaskExecution, TaskLog
-from flytekit import FlyteContextManager, logger
-from flytekit.core.utils import load_proto_from_file
+from flytekit import logger
 from flytekit.extend.backend.base_connector import AsyncConnectorBase, ConnectorRegistry, Resource, ResourceMeta
 from flytekit.extend.backend.utils import get_connector_secret
 from flytekit.models.literals import LiteralMap
 from flytekit.models.task import TaskExecutionMetadata, TaskTemplate
 
-from . import cancel, distributed, launch_record, pools, report, settings, shared_fs, sky_api, status, translate, yaml_io
+from . import (cancel, launch_record, pools, report, settings, shared_fs, sky_api, status, translate, user_errors,
+               yaml_io)
 from .tracker import TRACKER
 
 TASK_TYPE = "skypilot"
@@ -109,8 +109,9 @@ class SkyPilotConnector(AsyncConnectorBase):
         if record.get("status") == "CANCELLED" and resource_meta.job_name in self._deleted:
             phase, message = TaskExecution.ABORTED, f"SkyPilot managed job {job_id} cancelled: the task was aborted"
         message = _outage(message)
-        if phase in (TaskExecution.FAILED, TaskExecution.RETRYABLE_FAILED):
-            message = await asyncio.to_thread(_with_user_errors, message, resource_meta)
+        if record.get("status") == "FAILED":  # the user's program failed: its error.pb says whether to retry
+            phase, message = await asyncio.to_thread(user_errors.phase_and_message, phase, message,
+                                                     resource_meta.output_prefix, resource_meta.num_nodes)
         info = None
         if phase in _FINISHED:  # where it ran, for how long, at what cost
             info = await asyncio.to_thread(self._report, record)
@@ -231,33 +232,6 @@ def _with_outputs(message: str, links: List[TaskLog], meta: SkyPilotMetadata, in
     except yaml_io.MissingOutput as e:
         return Resource(TaskExecution.FAILED, f"{message}\nbut {e}", links, custom_info=info)
     return Resource(TaskExecution.SUCCEEDED, message, links, outputs=outputs, custom_info=info)
-
-
-def _with_user_errors(message: str, meta: SkyPilotMetadata) -> str:
-    """Adds each node's user error to a failure message (one node: the task's own error.pb)."""
-    for rank, prefix in enumerate(distributed.node_prefixes(meta.output_prefix, meta.num_nodes)):
-        message = _with_user_error(message, prefix, f"node {rank}: " if meta.num_nodes > 1 else "")
-    return message
-
-
-def _with_user_error(message: str, output_prefix: str, where: str = "") -> str:
-    """Adds the user's own error (error.pb, written by pyflyte-execute) to a failure message."""
-    from flyteidl.core import errors_pb2
-
-    ctx = FlyteContextManager.current_context()
-    remote = f"{output_prefix.rstrip('/')}/error.pb"
-    try:
-        if not ctx.file_access.exists(remote):
-            logger.info(f"no error document at {remote}")
-            return message
-        local = ctx.file_access.get_random_local_path()
-        ctx.file_access.get_data(remote, local)
-        error = load_proto_from_file(errors_pb2.ErrorDocument, local).error
-    except Exception as e:  # the job's own failure is the news; a missing error.pb is not
-        logger.warning(f"no user error read from {remote}: {e}")
-        return message
-    kind = errors_pb2.ContainerError.Kind.Name(error.kind)
-    return f"{message}\n{where}[{kind}] {error.code}: {error.message}"
 
 
 ConnectorRegistry.register(SkyPilotConnector())

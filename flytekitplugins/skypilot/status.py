@@ -4,9 +4,10 @@ from typing import Any, Dict, Optional, Tuple
 
 from flyteidl.core.execution_pb2 import TaskExecution
 
-# ManagedJobStatus value -> (Flyte phase, what the message says). Retry policy: a user-program or set-up
-# failure is RETRYABLE_FAILED so @task(retries=N) applies as it does to a container task; an infeasible
-# or invalid request (FAILED_PRECHECKS) is permanent; capacity and controller failures are retryable.
+# ManagedJobStatus value -> (Flyte phase, what the message says). Retry policy: FAILED (permanent) only where
+# a retry cannot help: an infeasible or invalid request (FAILED_PRECHECKS). Capacity, controller and set-up
+# failures are retryable. A failed user program (FAILED) is retryable here; the kind of the user's error in
+# error.pb then decides, as for a container task (see user_errors).
 JOB_PHASES: Dict[str, Tuple[int, str]] = {
     "PENDING": (TaskExecution.QUEUED, "queued in SkyPilot's managed-jobs queue"),
     "SUBMITTED": (TaskExecution.QUEUED, "submitted"),  # older servers, briefly, before STARTING

@@ -2,7 +2,7 @@
 
 import os
 import uuid
-from typing import Any, Dict, Optional, Tuple
+from typing import Any, Dict, List, Optional, Tuple
 
 from flytekit import FlyteContextManager
 from flytekit.configuration import ImageConfig, SerializationSettings
@@ -24,7 +24,8 @@ from flyteidl.core import literals_pb2
 from flytekitplugins.skypilot import shared_fs
 
 
-def prepare(task, inputs: Dict[str, Any], retry: int = 0) -> Tuple[TaskTemplate, str, TaskExecutionMetadata]:
+def prepare(task, inputs: Dict[str, Any], retry: int = 0,
+            execution: Optional[str] = None) -> Tuple[TaskTemplate, str, TaskExecutionMetadata]:
     """A rendered template, an output prefix holding inputs.pb, and the metadata of one task attempt."""
     settings = SerializationSettings(image_config=ImageConfig.auto_default_image())
     template = get_serializable({}, settings, task).template
@@ -36,7 +37,7 @@ def prepare(task, inputs: Dict[str, Any], retry: int = 0) -> Tuple[TaskTemplate,
     literals = TypeEngine.dict_to_literal_map(ctx, inputs, task.get_input_types())
     write_proto_to_file(literals.to_flyte_idl(), os.path.join(output_prefix, "inputs.pb"))
     template = render_task_template(template, output_prefix)
-    return template, output_prefix, execution_metadata(f"e{uuid.uuid4().hex[:10]}", "n0", retry)
+    return template, output_prefix, execution_metadata(execution or f"e{uuid.uuid4().hex[:10]}", "n0", retry)
 
 
 def execution_metadata(execution: str, node: str, retry: int) -> TaskExecutionMetadata:
@@ -73,3 +74,27 @@ def delete(connector, meta, attempts: int = 6) -> None:
             time.sleep(10)
         finally:
             assert time.monotonic() - started < 10, "DeleteTask must return inside propeller's 10 s"
+
+
+def execute(connector, task, inputs: Dict[str, Any], timeout: float = 900) -> List[Tuple[Any, Any]]:
+    """A node's attempts as propeller runs them: create, poll get until a final phase, and a new attempt (a new
+    output prefix, the next retry attempt) after RETRYABLE_FAILED while `@task(retries=N)` has retries left.
+    Returns (resource meta, final resource) per attempt."""
+    import asyncio
+    import time
+
+    from flyteidl.core.execution_pb2 import TaskExecution
+
+    final = (TaskExecution.SUCCEEDED, TaskExecution.FAILED, TaskExecution.RETRYABLE_FAILED, TaskExecution.ABORTED)
+    execution, attempts = f"e{uuid.uuid4().hex[:10]}", []
+    for retry in range(task.metadata.retries + 1):
+        template, prefix, metadata = prepare(task, inputs, retry, execution)
+        meta = asyncio.new_event_loop().run_until_complete(connector.create(template, prefix, None, metadata))
+        deadline = time.monotonic() + timeout
+        while (resource := asyncio.new_event_loop().run_until_complete(connector.get(meta))).phase not in final:
+            assert time.monotonic() < deadline, f"attempt {retry} not finished after {timeout:.0f}s: {resource.message}"
+            time.sleep(5)
+        attempts.append((meta, resource))
+        if resource.phase != TaskExecution.RETRYABLE_FAILED:
+            break
+    return attempts

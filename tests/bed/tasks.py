@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Tuple
 
 from flytekit import current_context, task, workflow
+from flytekit.exceptions.user import FlyteRecoverableException
 from flytekit.types.directory import FlyteDirectory
 from flytekit.types.file import FlyteFile
 
@@ -27,6 +28,20 @@ def boom() -> int:
     if os.environ.get("SKYPILOT_TASK_ID"):  # in the managed job
         raise ValueError("boom")
     return 0
+
+
+@task(task_config=SkyPilot(**BED), retries=3)
+def boom_with_retries() -> None:
+    raise ValueError("not worth retrying")
+
+
+@task(task_config=SkyPilot(**BED), retries=2)
+def flaky(marker: str) -> str:
+    """Fails recoverably until `marker` exists (its first attempt creates it)."""
+    if not os.path.exists(marker):
+        Path(marker).touch()
+        raise FlyteRecoverableException("the service was not ready; try again")
+    return "succeeded on a retry"
 
 
 @task(task_config=SkyPilot(**BED))

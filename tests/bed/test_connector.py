@@ -1,16 +1,18 @@
 """The connector's create / get / delete against the real API server, as propeller calls them."""
 
 import asyncio
+import os
 import subprocess
 import sys
 import time
+import uuid
 
 from conftest import queue_by_name, run, statuses, wait_for
 from flyteidl.core.execution_pb2 import TaskExecution
-from propeller import delete, outputs, prepare
+from propeller import delete, execute, outputs, prepare
 
 from flytekitplugins.skypilot import SkyPilotConnector, SkyPilotMetadata, launch_record, sky_api
-from tasks import repeat, sleep
+from tasks import boom_with_retries, flaky, repeat, sleep
 
 CONNECTOR = SkyPilotConnector()
 
@@ -47,6 +49,30 @@ def test_delete_while_the_launch_request_is_in_flight_leaves_no_job():
     wait_for(settled, 420, what="no job, or a CANCELLED one", show=lambda: statuses(meta.job_name))
     time.sleep(10)
     assert all(r["status"].value == "CANCELLED" for r in queue_by_name(meta.job_name))
+
+
+def test_a_recoverable_user_error_is_retried_as_a_new_job():
+    from flytekitplugins.skypilot import shared_fs
+
+    where = os.path.join(shared_fs.run_data_dir(), f"flaky-{uuid.uuid4().hex[:8]}")
+    shared_fs.open_to_job(where)  # the job's user writes the marker
+    marker = os.path.join(where, "marker")
+    (first, failed), (second, succeeded) = execute(CONNECTOR, flaky, {"marker": marker})
+    assert failed.phase == TaskExecution.RETRYABLE_FAILED, failed.message
+    assert "[RECOVERABLE]" in failed.message and "the service was not ready; try again" in failed.message
+    assert succeeded.phase == TaskExecution.SUCCEEDED, succeeded.message
+    assert first.job_name != second.job_name  # a retry is a new attempt: a new managed job
+    assert statuses(first.job_name) == ["FAILED"] and statuses(second.job_name) == ["SUCCEEDED"]
+    assert outputs(second.output_prefix, flaky) == {"o0": "succeeded on a retry"}
+
+
+def test_any_other_user_error_fails_the_task_without_retries():
+    attempts = execute(CONNECTOR, boom_with_retries, {})
+    assert len(attempts) == 1  # retries=3, yet Flyte does not retry a non-recoverable user error
+    meta, failed = attempts[0]
+    assert failed.phase == TaskExecution.FAILED, failed.message
+    assert "[NON_RECOVERABLE]" in failed.message and "not worth retrying" in failed.message
+    assert statuses(meta.job_name) == ["FAILED"]
 
 
 def test_many_gets_share_one_skypilot_call_per_cycle(monkeypatch):
