@@ -5,7 +5,10 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.request
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import List
 
 import grpc
 from google.protobuf.json_format import MessageToDict
@@ -30,58 +33,78 @@ def _free_port() -> int:
 
 
 @pytest.fixture(scope="module")
-def channel(tmp_path_factory):
-    port = _free_port()
+def connector(tmp_path_factory):
+    """A `pyflyte serve connector` process: (gRPC channel, Prometheus metrics URL)."""
+    port, metrics_port = _free_port(), _free_port()
     log = tmp_path_factory.mktemp("connector") / "serve.log"
     pyflyte = str(Path(sys.executable).parent / "pyflyte")
-    cmd = [pyflyte, "serve", "connector", "--port", str(port), "--prometheus_port", str(_free_port()), "--worker", "4"]
+    cmd = [pyflyte, "serve", "connector", "--port", str(port), "--prometheus_port", str(metrics_port), "--worker", "4"]
     with open(log, "w") as out:
         server = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=dict(os.environ))
     ch = grpc.insecure_channel(f"127.0.0.1:{port}")
     try:
         grpc.channel_ready_future(ch).result(timeout=60)
-        yield ch
+        yield ch, f"http://127.0.0.1:{metrics_port}/metrics"
     finally:
         ch.close()
         server.terminate()
         server.wait(timeout=30)
 
 
-def test_connector_service_lists_the_skypilot_task_type(channel):
-    agents = AgentMetadataServiceStub(channel).ListAgents(ListAgentsRequest(), timeout=10).agents
+def test_connector_service_lists_the_skypilot_task_type(connector):
+    agents = AgentMetadataServiceStub(connector[0]).ListAgents(ListAgentsRequest(), timeout=10).agents
     assert any(c.name == "skypilot" for a in agents for c in a.supported_task_categories)
 
 
-def test_create_get_outputs_over_grpc(channel):
-    stub = AsyncAgentServiceStub(channel)
-    template, prefix, metadata = prepare(repeat, {"word": "grpc", "times": 2})
+def queue_calls(metrics_url: str) -> float:
+    """The connector's queue_v2 calls so far, from its Prometheus metrics."""
+    text = urllib.request.urlopen(metrics_url, timeout=5).read().decode()
+    return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
+               if line.startswith('skypilot_connector_sdk_calls_total{call="queue"'))
+
+
+def drive(stub, word: str, gets: List[float]):
+    """One task as propeller drives it: CreateTask (sent again if it misses its 10 s), GetTask every 10 s."""
+    template, prefix, metadata = prepare(repeat, {"word": word, "times": 2})
     request = CreateTaskRequest(template=template.to_flyte_idl(), output_prefix=prefix,
                                 task_execution_metadata=metadata.to_flyte_idl())
-    for attempt in range(3):  # as propeller does: a CreateTask that misses its 10 s is sent again
+    for attempt in range(3):
         try:
             created = stub.CreateTask(request, timeout=10)
             break
         except grpc.RpcError as e:
             if e.code() != grpc.StatusCode.DEADLINE_EXCEEDED or attempt == 2:
                 raise
-    meta = SkyPilotMetadata.decode(created.resource_meta)
-    assert meta.output_prefix == prefix and meta.job_name.startswith("flyte-")
-
-    deadline = time.monotonic() + 600
+    deadline = time.monotonic() + 900
     while True:
+        started = time.monotonic()
         resource = stub.GetTask(GetTaskRequest(task_category=CATEGORY, resource_meta=created.resource_meta),
-                                timeout=10).resource
+                                timeout=10).resource  # DEADLINE_EXCEEDED here fails the test
+        gets.append(time.monotonic() - started)
         if resource.phase in TERMINAL or time.monotonic() > deadline:
-            break
-        time.sleep(5)
-    assert resource.phase == TaskExecution.SUCCEEDED, resource.message
-    assert any("/dashboard/jobs/" in link.uri for link in resource.log_links)
-    # where it ran and for how long, from SkyPilot's records; the bed's Slurm has no prices: cost unknown
-    info = MessageToDict(resource.custom_info)
-    assert info["cloud"] == "Slurm" and info["infra"] == "Slurm (localcluster)" and info["job_duration_s"] > 0, info
-    assert info.get("estimated_cost_usd") is None and "cost unknown" in resource.message
-    result = outputs(prefix, repeat)["o0"]
-    assert result.startswith("grpc-grpc@")
-    assert meta.job_name in result  # computed inside that very managed job
-    assert statuses(meta.job_name) == ["SUCCEEDED"]  # one job, however many creates
-    stub.DeleteTask(DeleteTaskRequest(task_category=CATEGORY, resource_meta=created.resource_meta), timeout=10)
+            return created, prefix, resource
+        time.sleep(10)
+
+
+def test_concurrent_tasks_over_grpc_share_one_skypilot_poll(connector):
+    channel, metrics_url = connector
+    stub, gets, words = AsyncAgentServiceStub(channel), [], ["alpha", "bravo", "charlie", "delta"]
+    calls_before, started = queue_calls(metrics_url), time.monotonic()
+    with ThreadPoolExecutor(len(words)) as pool:
+        results = list(pool.map(lambda w: drive(stub, w, gets), words))
+    seconds, calls = time.monotonic() - started, queue_calls(metrics_url) - calls_before
+    # one queue_v2 per polling round (5 s) for all tasks, however many GetTasks (one per task per 10 s)
+    assert calls <= seconds / 5 + 3, (calls, seconds, len(gets))
+    assert len(gets) > calls, (calls, len(gets))
+    for word, (created, prefix, resource) in zip(words, results):
+        meta = SkyPilotMetadata.decode(created.resource_meta)
+        assert resource.phase == TaskExecution.SUCCEEDED, resource.message
+        assert any("/dashboard/jobs/" in link.uri for link in resource.log_links)
+        # where it ran and for how long, from SkyPilot's records; the bed's Slurm has no prices: cost unknown
+        info = MessageToDict(resource.custom_info)
+        assert info["cloud"] == "Slurm" and info["infra"] == "Slurm (localcluster)" and info["job_duration_s"] > 0
+        assert info.get("estimated_cost_usd") is None and "cost unknown" in resource.message
+        result = outputs(prefix, repeat)["o0"]
+        assert result.startswith(f"{word}-{word}@") and meta.job_name in result  # computed in that very job
+        assert statuses(meta.job_name) == ["SUCCEEDED"]  # one job, however many creates
+        stub.DeleteTask(DeleteTaskRequest(task_category=CATEGORY, resource_meta=created.resource_meta), timeout=10)
