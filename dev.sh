@@ -39,6 +39,8 @@ case "$cmd" in
   test)
     setup
     eval "$(bash testbed/bed.sh env)"
-    exec .venv/bin/python -m pytest "$@";;
+    [ $# -eq 0 ] || exec .venv/bin/python -m pytest "$@"
+    .venv/bin/python -m pytest -m "not outage"
+    exec .venv/bin/python -m pytest -m outage -n 0;;  # it stops the API server: alone, after the others
   *) echo "usage: bash dev.sh example|test|setup [args]" >&2; exit 2;;
 esac

@@ -7,6 +7,7 @@
 #   bash testbed/bed.sh down     cancel leftover allocations, stop the API server and the daemons
 #   bash testbed/bed.sh status
 #   bash testbed/bed.sh env      print the client environment (eval "$(bash testbed/bed.sh env)")
+#   bash testbed/bed.sh api-stop / api-start   stop / start only the API server (outage tests)
 #
 # Knobs: BED_PREFIX (/opt/flyte-skypilot-bed), BED_PORT (46580), BED_SSH_PORT (2222), BED_USER (sky).
 #
@@ -211,5 +212,7 @@ case "$CMD" in
   down) down;;
   status) status;;
   env) client_env;;
-  *) echo "usage: $0 up|down|status|env" >&2; exit 2;;
+  api-stop) server_env sky api stop >/dev/null; log "SkyPilot API server stopped";;   # outage tests
+  api-start) api_server; log "SkyPilot API server http://127.0.0.1:$PORT started";;
+  *) echo "usage: $0 up|down|status|env|api-stop|api-start" >&2; exit 2;;
 esac
