@@ -50,3 +50,13 @@ def test_launch_request_phases():
     phase, message = launch_phase("FAILED", "ResourcesUnavailableError: no H100")
     assert phase == TaskExecution.FAILED and "no H100" in message
     assert launch_phase("FAILED", "KeyError: server bug", retryable=True)[0] == TaskExecution.RETRYABLE_FAILED
+
+
+def test_a_waiting_job_says_what_it_waits_for_in_skypilots_words():
+    record = {"job_id": 7, "job_name": "j", "status": "PENDING", "details": "Job is in backoff"}
+    assert job_phase(record)[1] == "SkyPilot managed job 7 (j): queued in SkyPilot's managed-jobs queue (Job is in backoff)"
+    record = {"job_id": 7, "job_name": "j", "status": "RECOVERING", "recovery_count": 2, "details": "Waiting for resources"}
+    assert job_phase(record)[1].endswith("recovering (relaunching after a preemption or failure), recovered 2 time(s) "
+                                         "(Waiting for resources)")
+    done = {"job_id": 7, "job_name": "j", "status": "SUCCEEDED", "details": "stale"}
+    assert "stale" not in job_phase(done)[1]

@@ -39,6 +39,9 @@ def job_phase(record: Dict[str, Any]) -> Tuple[int, str]:
         message += f" on {record['infra']}"
     if record.get("recovery_count"):
         message += f", recovered {record['recovery_count']} time(s)"
+    if record.get("details") and phase in (TaskExecution.QUEUED, TaskExecution.INITIALIZING,
+                                           TaskExecution.WAITING_FOR_RESOURCES):
+        message += f" ({record['details']})"  # SkyPilot's own word on the wait, e.g. "Job is in backoff"
     if status == "CANCELLED":
         phase = TaskExecution.FAILED
         message += " outside Flyte (not by a Flyte abort)"

@@ -51,6 +51,37 @@ def test_delete_while_the_launch_request_is_in_flight_leaves_no_job():
     assert all(r["status"].value == "CANCELLED" for r in queue_by_name(meta.job_name))
 
 
+def _slurm_allocations(meta: SkyPilotMetadata):
+    """The Slurm jobs holding this managed job's cluster (named <job name, shortened>-<job id>-<user hash>)."""
+    job_id = queue_by_name(meta.job_name)[0]["job_id"]
+    lines = subprocess.run(["squeue", "-h", "-o", "%i|%j"], capture_output=True, text=True).stdout.splitlines()
+    return [line.split("|")[0] for line in lines if f"|{meta.job_name[:12]}" in line and f"-{job_id}-" in line]
+
+
+def test_delete_while_starting_or_recovering_leaves_the_job_cancelled():
+    starting, recovering = create(sleep, {"seconds": 600}), create(sleep, {"seconds": 600})
+    wait_for(lambda: statuses(starting.job_name) == ["STARTING"], 600, every=1, what="STARTING",
+             show=lambda: statuses(starting.job_name))
+    assert run(CONNECTOR.get(starting)).phase == TaskExecution.INITIALIZING
+    delete(CONNECTOR, starting)  # while SkyPilot provisions its cluster
+    wait_for(lambda: statuses(recovering.job_name) == ["RUNNING"], 600, what="RUNNING",
+             show=lambda: statuses(recovering.job_name))
+    allocations = _slurm_allocations(recovering)
+    assert allocations, subprocess.run(["squeue"], capture_output=True, text=True).stdout
+    subprocess.run(["scancel", *allocations], check=True)  # as a preemption would
+    wait_for(lambda: statuses(recovering.job_name) == ["RECOVERING"], 600, every=1, what="RECOVERING",
+             show=lambda: statuses(recovering.job_name))
+    assert run(CONNECTOR.get(recovering)).phase == TaskExecution.WAITING_FOR_RESOURCES
+    delete(CONNECTOR, recovering)  # while SkyPilot relaunches it
+    for meta in (starting, recovering):
+        wait_for(lambda: statuses(meta.job_name) == ["CANCELLED"], 600, what=f"{meta.job_name} CANCELLED",
+                 show=lambda: statuses(meta.job_name))
+        wait_for(lambda: run(CONNECTOR.get(meta)).phase == TaskExecution.ABORTED, 30, what="ABORTED")
+    time.sleep(10)
+    assert not _slurm_allocations(recovering)  # no orphan keeps running (or is relaunched) after the cancel
+    assert statuses(starting.job_name) == statuses(recovering.job_name) == ["CANCELLED"]
+
+
 def test_a_recoverable_user_error_is_retried_as_a_new_job():
     from flytekitplugins.skypilot import shared_fs
 

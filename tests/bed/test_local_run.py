@@ -104,8 +104,49 @@ def test_tasks_naming_one_cluster_run_on_one_pool_created_on_first_use():
         assert {r["pool"] for r in records} == {cluster}, records  # both ran on the pool, the second on warm capacity
         pools = sky.get(jobs.pool_status([cluster]))
         assert len(pools) == 1 and pools[0]["name"] == cluster  # left up for the next task naming it
+        _a_task_queued_behind_the_busy_pool_is_cancelled_by_delete(cluster)
     finally:
-        sky.get(jobs.pool_down([cluster]))
+        sky.get(jobs.cancel(pool=cluster))  # a pool with jobs still on it is not taken down
+        wait_for(lambda: all(r["status"].is_terminal() for r in _pool_jobs(cluster)), 300, what="the pool's jobs to end")
+        sky.get(jobs.pool_down([cluster], purge=True))
+
+
+def _pool_jobs(pool: str):
+    import sky
+    from sky import jobs
+
+    return [r for r in sky.get(jobs.queue_v2(refresh=False, all_users=True, fields=["job_id", "status", "pool"]))[0]
+            if r["pool"] == pool]
+
+
+def _a_task_queued_behind_the_busy_pool_is_cancelled_by_delete(pool: str):
+    from conftest import run
+    from flyteidl.core.execution_pb2 import TaskExecution
+    from propeller import delete, prepare
+    from tasks import sleep
+
+    from flytekitplugins.skypilot import SkyPilotConnector
+
+    connector = SkyPilotConnector()
+
+    def on_pool():
+        template, prefix, metadata = prepare(sleep, {"seconds": 600})
+        template.custom["pool"] = pool  # as SkyPilot(pool=...) serialises it
+        return run(connector.create(template, prefix, None, metadata))
+
+    busy = on_pool()
+    wait_for(lambda: statuses(busy.job_name) == ["RUNNING"], 600, what="RUNNING", show=lambda: statuses(busy.job_name))
+    queued = on_pool()  # the pool's one worker is busy: SkyPilot keeps this job PENDING
+    wait_for(lambda: statuses(queued.job_name) == ["PENDING"], 300, what="PENDING", show=lambda: statuses(queued.job_name))
+    wait_for(lambda: run(connector.get(queued)).phase == TaskExecution.QUEUED, 120, what="QUEUED",
+             show=lambda: run(connector.get(queued)).message)
+    delete(connector, queued)
+    wait_for(lambda: statuses(queued.job_name) == ["CANCELLED"], 300, what="CANCELLED",
+             show=lambda: statuses(queued.job_name))
+    assert wait_for(lambda: run(connector.get(queued)).phase == TaskExecution.ABORTED, 30, what="ABORTED")
+    assert statuses(busy.job_name) == ["RUNNING"]  # cancelling the queued task left the running one alone
+    delete(connector, busy)
+    wait_for(lambda: statuses(busy.job_name) == ["CANCELLED"], 300, what="CANCELLED", show=lambda: statuses(busy.job_name))
 
 
 def test_flytefile_in_and_flytedirectory_out_pass_through_the_job(tmp_path):
