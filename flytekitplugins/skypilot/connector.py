@@ -17,8 +17,8 @@ from flytekit.extend.backend.utils import get_connector_secret
 from flytekit.models.literals import LiteralMap
 from flytekit.models.task import TaskExecutionMetadata, TaskTemplate
 
-from . import (cancel, launch_record, pools, report, settings, shared_fs, sky_api, status, translate, user_errors,
-               yaml_io)
+from . import (cancel, job_log, launch_record, pools, report, settings, shared_fs, sky_api, status, translate,
+               user_errors, yaml_io)
 from .tracker import TRACKER
 
 TASK_TYPE = "skypilot"
@@ -39,6 +39,7 @@ class SkyPilotMetadata(ResourceMeta):
     num_nodes: int = 1  # nodes other than the head write error.pb under <output_prefix>/node-<rank>
     outputs: Dict[str, str] = field(default_factory=dict)  # a YAML task's output names and kinds (see yaml_io)
     cluster_name: str = ""  # the pool of a cluster_name task (see pools)
+    secrets: List[str] = field(default_factory=list)  # the names (never values) of the task's secrets
 
 
 class SkyPilotConnector(AsyncConnectorBase):
@@ -71,7 +72,8 @@ class SkyPilotConnector(AsyncConnectorBase):
         submit = functools.partial(self._submit, task, name, custom, pool_yaml)
         request_id = await asyncio.to_thread(self._launch_once, name, output_prefix, submit)
         return SkyPilotMetadata(name, request_id or "", output_prefix, sky_api.endpoint(), task.num_nodes,
-                                dict(custom.get("outputs") or {}), custom.get("cluster_name") or "")
+                                dict(custom.get("outputs") or {}), custom.get("cluster_name") or "",
+                                list(custom.get("secrets") or []))
 
     @staticmethod
     def _submit(task, name: str, custom: Dict, pool_yaml: Dict) -> Optional[str]:
@@ -109,9 +111,8 @@ class SkyPilotConnector(AsyncConnectorBase):
         if record.get("status") == "CANCELLED" and resource_meta.job_name in self._deleted:
             phase, message = TaskExecution.ABORTED, f"SkyPilot managed job {job_id} cancelled: the task was aborted"
         message = _outage(message)
-        if record.get("status") == "FAILED":  # the user's program failed: its error.pb says whether to retry
-            phase, message = await asyncio.to_thread(user_errors.phase_and_message, phase, message,
-                                                     resource_meta.output_prefix, resource_meta.num_nodes)
+        if str(record.get("status")).startswith("FAILED"):
+            phase, message = await asyncio.to_thread(_failure, record, phase, message, resource_meta)
         info = None
         if phase in _FINISHED:  # where it ran, for how long, at what cost
             info = await asyncio.to_thread(self._report, record)
@@ -188,6 +189,17 @@ def _first_launch(name: str, output_prefix: str, submit: Callable[[], Optional[s
         launch_record.write(output_prefix, name, request_id)
         logger.info(f"SkyPilot launch request {request_id} submitted for managed job {name}")
     return request_id
+
+
+def _failure(record: dict, phase: int, message: str, meta: SkyPilotMetadata) -> Tuple[int, str]:
+    """A failed job's phase and message: the user's own error (its kind decides on retries) and the end of the
+    job's log; RUNNING for one more poll while SkyPilot is still handing that log over."""
+    if record.get("status") == "FAILED":  # the user's program failed: its error.pb says whether to retry
+        phase, message = user_errors.phase_and_message(phase, message, meta.output_prefix, meta.num_nodes)
+    tail = job_log.TAILS.get(record["job_id"], meta.secrets)
+    if tail is None:
+        return TaskExecution.RUNNING, f"{message}\n(collecting the end of the job's log)"
+    return phase, f"{message}\n{tail}" if tail else message
 
 
 def secret_values(names: Optional[List[str]]) -> Dict[str, str]:

@@ -6,6 +6,7 @@ refuses us), `LaunchFailed` (SkyPilot rejected or could not run a launch request
 """
 
 import functools
+import io
 import json
 import os
 import re
@@ -235,6 +236,14 @@ def queue(job_ids: Sequence[int]) -> Dict[int, Dict[str, Any]]:
             rec["failure_reason"] = clean(rec["failure_reason"])
         out[int(rec["job_id"])] = rec
     return out
+
+
+@_on_server
+def log_tail(job_id: int, lines: int) -> str:
+    """The last `lines` lines of a managed job's own log (not the controller's)."""
+    out = io.StringIO()
+    _sky().jobs.tail_logs(job_id=job_id, follow=False, tail=lines, output_stream=out)
+    return clean(out.getvalue())
 
 
 @_on_server

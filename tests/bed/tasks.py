@@ -32,6 +32,7 @@ def boom() -> int:
 
 @task(task_config=SkyPilot(**BED), retries=3)
 def boom_with_retries() -> None:
+    print("checked the input: about to give up", flush=True)
     raise ValueError("not worth retrying")
 
 

@@ -103,6 +103,8 @@ def test_any_other_user_error_fails_the_task_without_retries():
     meta, failed = attempts[0]
     assert failed.phase == TaskExecution.FAILED, failed.message
     assert "[NON_RECOVERABLE]" in failed.message and "not worth retrying" in failed.message
+    log = failed.message.split("last lines of the job's log:\n", 1)[1]  # what the job printed, from SkyPilot
+    assert "checked the input: about to give up" in log and "(flyte-" not in log, failed.message
     assert statuses(meta.job_name) == ["FAILED"]
 
 

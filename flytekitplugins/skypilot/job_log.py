@@ -1,0 +1,83 @@
+"""The end of a failed job's log, for the task's failure message, with the task's secret values masked.
+
+SkyPilot takes seconds to hand a log over (4 s on the bed), so it is fetched in the background: a get waits
+for it a few seconds and otherwise reports the task still running, "collecting the end of its log", until a
+later get finds it (or finds that SkyPilot had none to give).
+"""
+
+import re
+import threading
+from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
+from typing import Dict, Iterable, List, Optional
+
+from flytekit import logger
+from flytekit.extend.backend.utils import get_connector_secret
+
+from . import sky_api
+
+LINES = 20
+_FETCHED = 400  # enough to reach past flytekit's error report, which error.pb already gives
+MASK = "********"
+_PREFIX = re.compile(r"^\([^)]*pid=\d+\)\s?")  # SkyPilot's "(<job>, pid=N) " before each line of the job
+# pyflyte-execute logs the user's error between these (first and last line of its report)
+_REPORT_START, _REPORT_END = "Exception when executing task", "!! End Error Captured by Flyte !!"
+
+
+class Tails:
+    def __init__(self) -> None:
+        self._fetches: Dict[int, Future] = {}
+        self._lock = threading.Lock()
+        self._pool = ThreadPoolExecutor(2, thread_name_prefix="skypilot-log-tail")
+
+    def get(self, job_id: int, secret_names: Iterable[str], wait: float = 5.0) -> Optional[str]:
+        """The tail ("" if SkyPilot has none), or None while it is still being fetched."""
+        with self._lock:
+            if job_id not in self._fetches:
+                self._fetches[job_id] = self._pool.submit(failure_tail, job_id, list(secret_names))
+            fetch = self._fetches[job_id]
+        try:
+            return fetch.result(timeout=wait)
+        except FutureTimeout:
+            return None
+
+
+def failure_tail(job_id: int, secret_names: Iterable[str]) -> str:
+    """"last lines of the job's log: ..." or "" when SkyPilot has no log to give."""
+    try:
+        text = sky_api.log_tail(job_id, _FETCHED)
+    except Exception as e:  # the failure itself is the news; a log SkyPilot cannot give is not
+        logger.warning(f"no log tail for managed job {job_id}: {e}")
+        return ""
+    lines = [_PREFIX.sub("", line).rstrip() for line in text.splitlines()]
+    lines = [line for line in _without_error_report(lines) if line.strip()][-LINES:]
+    if not lines:
+        return ""
+    return "last lines of the job's log:\n" + masked("\n".join(lines), secret_names)
+
+
+def _without_error_report(lines: List[str]) -> List[str]:
+    """The log without pyflyte-execute's report of the user's error (the message has it from error.pb)."""
+    kept, inside = [], False
+    for line in lines:
+        inside = inside or _REPORT_START in line
+        if not inside:
+            kept.append(line)
+        elif _REPORT_END in line:
+            inside = False
+    return kept
+
+
+def masked(text: str, secret_names: Iterable[str]) -> str:
+    """`text` with the values of these connector secrets replaced (a job may print what it was given)."""
+    for name in secret_names:
+        try:
+            value = get_connector_secret(name)
+        except ValueError:
+            continue
+        if value:
+            text = text.replace(value, MASK)
+    return text
+
+
+TAILS = Tails()
