@@ -56,6 +56,30 @@ def _cancel(request_id: Optional[str], job_name: str) -> None:
     TRACKER.forget(request_id, launch.job_id)
 
 
+def cancel_member(request_id: Optional[str], batch_name: str, rank: int) -> None:
+    """Cancels one subtask's job of a batched launch, and only it: its siblings share its job name and launch
+    request, so neither is cancelled; a request still in flight is left to run and the job cancelled after."""
+    try:
+        _cancel_member(request_id, batch_name, rank)
+    except sky_api.SkyPilotUnavailable as e:
+        _SWEEPER.add(request_id, batch_name, rank)
+        raise sky_api.SkyPilotUnavailable(f"{e}; the connector keeps cancelling job rank {rank} of {batch_name} "
+                                          "in the background and a repeated delete tries again") from None
+
+
+def _cancel_member(request_id: Optional[str], batch_name: str, rank: int) -> None:
+    if not request_id:  # not launched yet (its batch cancels it once it is), or by a connector that restarted
+        job_ids = sky_api.job_ids_by_name(batch_name)
+        if len(job_ids) > rank:
+            sky_api.cancel_jobs([job_ids[rank]], wait_seconds=_BUDGET_S)
+        return
+    launch = TRACKER.launch(request_id)
+    if launch.job_ids:
+        sky_api.cancel_jobs([launch.job_ids[rank]], wait_seconds=_BUDGET_S)
+    elif launch.state in IN_FLIGHT:
+        _SWEEPER.add(request_id, batch_name, rank)
+
+
 def _settled(request_id: str, deadline: float) -> Launch:
     launch = TRACKER.launch(request_id, fresh=True)
     while launch.state in IN_FLIGHT and time.monotonic() < deadline:
@@ -68,13 +92,14 @@ class _Sweeper:
     """Cancels the jobs of deleted tasks whose launch requests settle after delete returned."""
 
     def __init__(self) -> None:
-        self._pending: Dict[str, Tuple[Optional[str], float]] = {}  # job name -> (launch request id, since)
+        # (job name, batch rank or -1) -> (launch request id, since)
+        self._pending: Dict[Tuple[str, int], Tuple[Optional[str], float]] = {}
         self._lock = threading.Lock()
         self._thread = None
 
-    def add(self, request_id: Optional[str], job_name: str) -> None:
+    def add(self, request_id: Optional[str], job_name: str, rank: int = -1) -> None:
         with self._lock:
-            self._pending.setdefault(job_name, (request_id or None, time.monotonic()))
+            self._pending.setdefault((job_name, rank), (request_id or None, time.monotonic()))
             if self._thread is None or not self._thread.is_alive():
                 self._thread = threading.Thread(target=self._run, name="skypilot-cancel-sweeper", daemon=True)
                 self._thread.start()
@@ -86,19 +111,24 @@ class _Sweeper:
                 pending = dict(self._pending)
             if not pending:
                 return
-            for job_name, (request_id, since) in pending.items():
+            for (job_name, rank), (request_id, since) in pending.items():
                 try:
-                    done = self._sweep(request_id, job_name, since)
+                    done = self._sweep(request_id, job_name, since, rank)
                 except sky_api.SkyPilotUnavailable as e:
                     logger.warning(f"cancel of {job_name} deferred: {e}")
                     done = False
                 if done:
                     with self._lock:
-                        self._pending.pop(job_name, None)
+                        self._pending.pop((job_name, rank), None)
 
     @staticmethod
-    def _sweep(request_id: Optional[str], job_name: str, since: float) -> bool:
+    def _sweep(request_id: Optional[str], job_name: str, since: float, rank: int = -1) -> bool:
         launch = TRACKER.launch(request_id, fresh=True) if request_id else None
+        if rank >= 0:  # one job of a batch: wait for the batch's launch, then cancel that job alone
+            if launch is not None and launch.state in IN_FLIGHT:
+                return time.monotonic() - since > _GIVE_UP_AFTER_S
+            _cancel_member(request_id, job_name, rank)
+            return True
         if launch is not None and launch.state in IN_FLIGHT:
             sky_api.cancel_request(request_id)
             return time.monotonic() - since > _GIVE_UP_AFTER_S

@@ -1,6 +1,7 @@
 """The `skypilot` connector: create / get / delete of a Flyte task as a SkyPilot managed job."""
 
 import asyncio
+import copy
 import functools
 import hashlib
 import os
@@ -17,11 +18,12 @@ from flytekit.extend.backend.utils import get_connector_secret
 from flytekit.models.literals import LiteralMap
 from flytekit.models.task import TaskExecutionMetadata, TaskTemplate
 
-from . import (cancel, job_log, launch_record, pools, report, settings, shared_fs, sky_api, status, translate,
+from . import (batches, cancel, job_log, launch_record, pools, report, settings, shared_fs, sky_api, status, translate,
                user_errors, yaml_io)
 from .tracker import TRACKER
 
 TASK_TYPE = "skypilot"
+MAP_TASK_TYPE_VERSION = 1  # a map_task's subtasks (an ArrayNode) carry this task type version
 # Importing SkyPilot in the background while another thread imports it deadlocks (its import cycles): only a
 # connector server, whose other threads do not import SkyPilot, warms it up at start-up.
 WARM_UP_ENV = "FLYTE_SKYPILOT_WARM_UP"
@@ -40,16 +42,18 @@ class SkyPilotMetadata(ResourceMeta):
     outputs: Dict[str, str] = field(default_factory=dict)  # a YAML task's output names and kinds (see yaml_io)
     cluster_name: str = ""  # the pool of a cluster_name task (see pools)
     secrets: List[str] = field(default_factory=list)  # the names (never values) of the task's secrets
+    batch_rank: int = -1  # a fan-out subtask's SKYPILOT_JOB_RANK in its batch (job_name is the batch's; see batches)
 
 
 class SkyPilotConnector(AsyncConnectorBase):
     name = "SkyPilot Connector"
 
-    def __init__(self) -> None:
-        super().__init__(task_type_name=TASK_TYPE, metadata_type=SkyPilotMetadata)
+    def __init__(self, task_type_version: int = 0) -> None:
+        super().__init__(task_type_name=TASK_TYPE, task_type_version=task_type_version, metadata_type=SkyPilotMetadata)
         self._submitted: Dict[str, Optional[str]] = {}  # job name -> launch request id (None: deferred)
-        self._found: Dict[str, int] = {}  # job name -> job id, for launches this process did not make
-        self._deleted: Set[str] = set()  # job names Flyte aborted through this process
+        self._joined: Dict[str, Tuple[str, int, Optional[str]]] = {}  # subtask -> (batch, rank, request id)
+        self._found: Dict[Tuple[str, int], int] = {}  # (job name, rank) -> job id, for launches of other processes
+        self._deleted: Set[Tuple[str, int]] = set()  # (job name, rank) of the tasks Flyte aborted through this process
         self._reports: Dict[int, dict] = {}  # job id -> placement / duration / cost of the finished job
         self._submitting: Dict[str, threading.Lock] = defaultdict(threading.Lock)
         if os.environ.get(WARM_UP_ENV) == "1":  # a connector server (agent_service sets it): import SkyPilot now
@@ -67,13 +71,21 @@ class SkyPilotConnector(AsyncConnectorBase):
         name = job_name(task_execution_metadata, output_prefix)
         custom = task_template.custom or {}
         config = translate.task_yaml(task_template, name, secret_values(custom.get("secrets")), inputs, output_prefix)
+        key = None if custom.get("cluster_name") or translate.is_yaml_task(task_template) else \
+            batches.batch_key(task_execution_metadata, config)
+        member = copy.deepcopy(config) if key else None
         pool_yaml = pools.pool_task_yaml(config)  # before SkyPilot consumes the dict
-        task = translate.sky_task(config)
+        task = translate.sky_task(config)  # SkyPilot's own validation, before anything is launched
+        secrets = list(custom.get("secrets") or [])
+        if key:  # a fan-out subtask: launched with its siblings as one request
+            batch, rank, request_id = await asyncio.to_thread(self._join_once, name, output_prefix, key, member,
+                                                              custom.get("pool"))
+            return SkyPilotMetadata(batch, request_id or "", output_prefix, sky_api.endpoint(), 1, secrets=secrets,
+                                    batch_rank=rank)
         submit = functools.partial(self._submit, task, name, custom, pool_yaml)
         request_id = await asyncio.to_thread(self._launch_once, name, output_prefix, submit)
         return SkyPilotMetadata(name, request_id or "", output_prefix, sky_api.endpoint(), task.num_nodes,
-                                dict(custom.get("outputs") or {}), custom.get("cluster_name") or "",
-                                list(custom.get("secrets") or []))
+                                dict(custom.get("outputs") or {}), custom.get("cluster_name") or "", secrets)
 
     @staticmethod
     def _submit(task, name: str, custom: Dict, pool_yaml: Dict) -> Optional[str]:
@@ -90,6 +102,14 @@ class SkyPilotConnector(AsyncConnectorBase):
                 if self._submitted[name]:
                     TRACKER.watch(self._submitted[name])
             return self._submitted[name]
+
+    def _join_once(self, name: str, output_prefix: str, key: str, config: Dict,
+                   pool: Optional[str]) -> Tuple[str, int, Optional[str]]:
+        """A subtask joins one batch, however often propeller repeats its CreateTask."""
+        with self._submitting[name]:
+            if name not in self._joined:
+                self._joined[name] = _first_join(name, output_prefix, key, config, pool)
+            return self._joined[name]
 
     async def get(self, resource_meta: SkyPilotMetadata, **kwargs) -> Resource:
         outage = TRACKER.outage_seconds()
@@ -108,7 +128,7 @@ class SkyPilotConnector(AsyncConnectorBase):
             message = f"SkyPilot managed job {job_id} submitted; waiting for its first status"
             return Resource(TaskExecution.QUEUED, _outage(message), links)
         phase, message = status.job_phase(record)
-        if record.get("status") == "CANCELLED" and resource_meta.job_name in self._deleted:
+        if record.get("status") == "CANCELLED" and (resource_meta.job_name, resource_meta.batch_rank) in self._deleted:
             phase, message = TaskExecution.ABORTED, f"SkyPilot managed job {job_id} cancelled: the task was aborted"
         message = _outage(message)
         if str(record.get("status")).startswith("FAILED"):
@@ -129,44 +149,85 @@ class SkyPilotConnector(AsyncConnectorBase):
 
     def _cached(self, meta: SkyPilotMetadata) -> Tuple[Optional[int], Optional[dict]]:
         """The job id and record the latest polling round has for this task, if it has them."""
-        request_id = meta.request_id or getattr(pools.LAUNCHES.pending(meta.job_name), "request_id", None)
+        request_id = meta.request_id or getattr(_deferred(meta), "request_id", None)
         launch = TRACKER.cached_launch(request_id) if request_id else None
-        job_id = launch.job_id if launch else self._found.get(meta.job_name)
+        job_id = _job_of(launch, meta.batch_rank) if launch else self._found.get((meta.job_name, meta.batch_rank))
         return job_id, TRACKER.cached_job(job_id) if job_id is not None else None
 
     def _job_id(self, meta: SkyPilotMetadata) -> Tuple[Optional[int], Optional[Resource]]:
         """The task's managed job id, or what to report while there is none."""
         request_id = meta.request_id
         if not request_id:
-            pending = pools.LAUNCHES.pending(meta.job_name)
+            pending = _deferred(meta)
             if pending is None:  # launched by a connector process that has restarted since
-                return self._job_by_name(meta.job_name)
-            if pending.error:
-                return None, Resource(TaskExecution.FAILED, f"SkyPilot pool {meta.cluster_name!r}: {pending.error}")
+                return self._job_by_name(meta.job_name, meta.batch_rank)
             if pending.request_id is None:
-                message = (f"waiting for SkyPilot pool {meta.cluster_name!r} (cluster_name) to exist; the job "
-                           "launches on it then")
-                return None, Resource(TaskExecution.WAITING_FOR_RESOURCES, _outage(message))
+                return None, _before_launch(meta, pending)
             request_id = pending.request_id
         launch = TRACKER.launch(request_id)
         if launch.job_id is None:
             phase, message = status.launch_phase(launch.state, launch.error, launch.retryable)
             return None, Resource(phase=phase, message=_outage(message))
-        return launch.job_id, None
+        return _job_of(launch, meta.batch_rank), None
 
-    def _job_by_name(self, name: str) -> Tuple[Optional[int], Optional[Resource]]:
-        if name not in self._found:
-            ids = sky_api.job_ids_by_name(name)
-            if not ids:
+    def _job_by_name(self, name: str, rank: int) -> Tuple[Optional[int], Optional[Resource]]:
+        if (name, rank) not in self._found:
+            ids = sky_api.job_ids_by_name(name)  # a batch's jobs, by rank: its job ids ascend with the ranks
+            if len(ids) <= max(rank, 0):
                 message = ("the connector restarted before this task's job was launched; a retry launches it")
                 return None, Resource(TaskExecution.RETRYABLE_FAILED, message)
-            self._found[name] = ids[-1]
-        return self._found[name], None
+            self._found[(name, rank)] = ids[rank] if rank >= 0 else ids[-1]
+        return self._found[(name, rank)], None
 
     async def delete(self, resource_meta: SkyPilotMetadata, **kwargs) -> None:
-        self._deleted.add(resource_meta.job_name)
-        request_id = resource_meta.request_id or pools.LAUNCHES.abandon(resource_meta.job_name)
-        await asyncio.to_thread(cancel.cancel, request_id, resource_meta.job_name)
+        name, rank = resource_meta.job_name, resource_meta.batch_rank
+        self._deleted.add((name, rank))
+        if rank >= 0:  # only this subtask's job: its siblings share its job name and launch request
+            request_id = resource_meta.request_id or batches.BATCHES.abandon(name, rank)
+            await asyncio.to_thread(cancel.cancel_member, request_id, name, rank)
+            return
+        request_id = resource_meta.request_id or pools.LAUNCHES.abandon(name)
+        await asyncio.to_thread(cancel.cancel, request_id, name)
+
+
+def _deferred(meta: SkyPilotMetadata):
+    """This process's launch of the task still to come (a batch, or a cluster_name pool being created)."""
+    return batches.BATCHES.pending(meta.job_name) if meta.batch_rank >= 0 else pools.LAUNCHES.pending(meta.job_name)
+
+
+def _before_launch(meta: SkyPilotMetadata, pending) -> Resource:
+    if meta.batch_rank >= 0:
+        if pending.error:
+            return Resource(TaskExecution.RETRYABLE_FAILED, f"SkyPilot did not take this fan-out's launch: {pending.error}")
+        message = (f"launching with the other subtasks of this fan-out as one SkyPilot request "
+                   f"({len(pending.commands)} so far, as job rank {meta.batch_rank})")
+        return Resource(TaskExecution.INITIALIZING, _outage(message))
+    if pending.error:
+        return Resource(TaskExecution.FAILED, f"SkyPilot pool {meta.cluster_name!r}: {pending.error}")
+    message = f"waiting for SkyPilot pool {meta.cluster_name!r} (cluster_name) to exist; the job launches on it then"
+    return Resource(TaskExecution.WAITING_FOR_RESOURCES, _outage(message))
+
+
+def _job_of(launch, rank: int) -> Optional[int]:
+    """The job of this rank in a batched launch (the only job of a launch that is not batched)."""
+    if rank < 0:
+        return launch.job_id
+    return launch.job_ids[rank] if len(launch.job_ids) > rank else None
+
+
+def _first_join(name: str, output_prefix: str, key: str, config: Dict, pool: Optional[str]) -> Tuple[str, int, Optional[str]]:
+    """The subtask's batch, rank and launch request: an earlier connector process's (see launch_record), or
+    a place in this process's open batch."""
+    earlier = launch_record.read(output_prefix, name)
+    if earlier is not None and earlier.get("batch"):
+        batch, rank = earlier["batch"], int(earlier["rank"])
+        if earlier.get("request_id"):
+            return batch, rank, earlier["request_id"]
+        if len(sky_api.job_ids_by_name(batch)) > rank:  # launched, the record not updated
+            return batch, rank, ""
+    batch, rank = batches.BATCHES.join(key, name, output_prefix, config, pool)
+    launch_record.write(output_prefix, name, None, batch=batch, rank=rank)
+    return batch, rank, None
 
 
 def _first_launch(name: str, output_prefix: str, submit: Callable[[], Optional[str]]) -> Optional[str]:
@@ -247,3 +308,4 @@ def _with_outputs(message: str, links: List[TaskLog], meta: SkyPilotMetadata, in
 
 
 ConnectorRegistry.register(SkyPilotConnector())
+ConnectorRegistry.register(SkyPilotConnector(task_type_version=MAP_TASK_TYPE_VERSION))

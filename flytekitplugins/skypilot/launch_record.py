@@ -15,7 +15,8 @@ RECORD = "skypilot-launch.json"
 
 
 def read(output_prefix: str, job_name: str) -> Optional[dict]:
-    """The record of this job's launch ({"job_name", "request_id"}), or None if the attempt never launched."""
+    """The record of this job's launch ({"job_name", "request_id"}, and "batch" and "rank" for a subtask
+    launched in a batch), or None if the attempt never launched."""
     path = _path(output_prefix)
     fs = FlyteContextManager.current_context().file_access.get_filesystem_for_path(path)
     try:
@@ -25,10 +26,14 @@ def read(output_prefix: str, job_name: str) -> Optional[dict]:
     return record if isinstance(record, dict) and record.get("job_name") == job_name else None
 
 
-def write(output_prefix: str, job_name: str, request_id: Optional[str]) -> None:
+def write(output_prefix: str, job_name: str, request_id: Optional[str], batch: Optional[str] = None,
+          rank: Optional[int] = None) -> None:
     path = _path(output_prefix)
     fs = FlyteContextManager.current_context().file_access.get_filesystem_for_path(path)
-    fs.pipe_file(path, json.dumps({"job_name": job_name, "request_id": request_id}).encode())
+    record = {"job_name": job_name, "request_id": request_id}
+    if batch is not None:
+        record.update(batch=batch, rank=rank)
+    fs.pipe_file(path, json.dumps(record).encode())
 
 
 def _path(output_prefix: str) -> str:

@@ -170,9 +170,12 @@ def _unified(fn: Callable, *args, **kwargs):
 
 
 @_on_server
-def launch(task: Any, name: str, pool: Optional[str] = None) -> str:
-    """Submits `task` as a managed job; returns the launch request id at once (the launch resolves later)."""
+def launch(task: Any, name: str, pool: Optional[str] = None, num_jobs: int = 1) -> str:
+    """Submits `task` as `num_jobs` managed jobs named `name` (each sees its SKYPILOT_JOB_RANK); returns the
+    launch request id at once (the launch resolves later)."""
     try:
+        if num_jobs > 1:
+            return _sky().jobs.launch(task, name=name, pool=pool, num_jobs=num_jobs, job_group=None)
         return _sky().jobs.launch(task, name=name, pool=pool, job_group=None)
     except (ValueError, TypeError) as e:  # validated by the server before the request is queued
         raise LaunchFailed(clean(e)) from None
@@ -188,8 +191,9 @@ def request_states(request_ids: Sequence[str]) -> Dict[str, str]:
 
 
 @_on_server
-def launched_job_id(request_id: str) -> int:
-    """The job id a finished launch request created; raises LaunchFailed / LaunchCancelled otherwise."""
+def launched_job_ids(request_id: str) -> List[int]:
+    """The job ids a finished launch request created, by SKYPILOT_JOB_RANK; raises LaunchFailed /
+    LaunchCancelled otherwise."""
     sdk = _sky()
     try:
         result = sdk.sky.get(request_id)
@@ -200,11 +204,16 @@ def launched_job_id(request_id: str) -> int:
     except Exception as e:  # the server re-raises the launch's own exception here
         raise LaunchFailed(f"{type(e).__name__}: {clean(e)}", retryable=not _is_request_error(e)) from None
     job_ids = result[0] if isinstance(result, tuple) else result  # older servers return a bare id
-    if isinstance(job_ids, (list, tuple)):
-        job_ids = job_ids[0] if job_ids else None
-    if job_ids is None:
+    if not isinstance(job_ids, (list, tuple)):
+        job_ids = [] if job_ids is None else [job_ids]
+    if not job_ids:
         raise LaunchFailed(f"launch request {request_id} finished without creating a job")
-    return int(job_ids)
+    return [int(j) for j in job_ids]
+
+
+def launched_job_id(request_id: str) -> int:
+    """The job id a finished single-job launch request created."""
+    return launched_job_ids(request_id)[0]
 
 
 def _is_request_error(error: Exception) -> bool:

@@ -11,7 +11,7 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Dict, Optional
+from typing import Dict, Optional, Tuple
 
 from flytekit import logger
 
@@ -31,6 +31,7 @@ class Launch:
     job_id: Optional[int] = None
     error: Optional[str] = None
     retryable: bool = False
+    job_ids: Tuple[int, ...] = ()  # every job of a batched launch, by SKYPILOT_JOB_RANK (job_id is rank 0's)
 
 
 class Tracker:
@@ -190,7 +191,8 @@ class Tracker:
         with self._cond:
             self.calls += 1
         try:
-            outcome = Launch("SUCCEEDED", job_id=sky_api.launched_job_id(request_id))
+            job_ids = tuple(sky_api.launched_job_ids(request_id))
+            outcome = Launch("SUCCEEDED", job_id=job_ids[0], job_ids=job_ids)
         except sky_api.LaunchCancelled as e:
             outcome = Launch("CANCELLED", error=str(e))
         except sky_api.LaunchFailed as e:

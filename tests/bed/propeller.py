@@ -24,8 +24,8 @@ from flyteidl.core import literals_pb2
 from flytekitplugins.skypilot import shared_fs
 
 
-def prepare(task, inputs: Dict[str, Any], retry: int = 0,
-            execution: Optional[str] = None) -> Tuple[TaskTemplate, str, TaskExecutionMetadata]:
+def prepare(task, inputs: Dict[str, Any], retry: int = 0, execution: Optional[str] = None,
+            node: str = "n0") -> Tuple[TaskTemplate, str, TaskExecutionMetadata]:
     """A rendered template, an output prefix holding inputs.pb, and the metadata of one task attempt."""
     settings = SerializationSettings(image_config=ImageConfig.auto_default_image())
     template = get_serializable({}, settings, task).template
@@ -37,7 +37,7 @@ def prepare(task, inputs: Dict[str, Any], retry: int = 0,
     literals = TypeEngine.dict_to_literal_map(ctx, inputs, task.get_input_types())
     write_proto_to_file(literals.to_flyte_idl(), os.path.join(output_prefix, "inputs.pb"))
     template = render_task_template(template, output_prefix)
-    return template, output_prefix, execution_metadata(execution or f"e{uuid.uuid4().hex[:10]}", "n0", retry)
+    return template, output_prefix, execution_metadata(execution or f"e{uuid.uuid4().hex[:10]}", node, retry)
 
 
 def execution_metadata(execution: str, node: str, retry: int) -> TaskExecutionMetadata:

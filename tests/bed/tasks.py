@@ -45,6 +45,18 @@ def flaky(marker: str) -> str:
     return "succeeded on a retry"
 
 
+@task(task_config=SkyPilot(**BED), retries=1)
+def square(i: int, marker_dir: str) -> int:
+    """A fan-out item: item 3 fails recoverably on its first attempt, item 7 runs until cancelled."""
+    marker = Path(marker_dir) / f"item-{i}"
+    if i == 3 and not marker.exists():
+        marker.touch()
+        raise FlyteRecoverableException("item 3: the service was not ready")
+    if i == 7:
+        time.sleep(900)
+    return i * i
+
+
 @task(task_config=SkyPilot(**BED))
 def sleep(seconds: int) -> int:
     time.sleep(seconds)

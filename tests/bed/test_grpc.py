@@ -53,7 +53,8 @@ def connector(tmp_path_factory):
 
 def test_connector_service_lists_the_skypilot_task_type(connector):
     agents = AgentMetadataServiceStub(connector[0]).ListAgents(ListAgentsRequest(), timeout=10).agents
-    assert any(c.name == "skypilot" for a in agents for c in a.supported_task_categories)
+    categories = {(c.name, c.version) for a in agents for c in a.supported_task_categories}
+    assert {("skypilot", 0), ("skypilot", 1)} <= categories, categories  # 1: the subtasks of a map_task
 
 
 def queue_calls(metrics_url: str) -> float:

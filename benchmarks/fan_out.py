@@ -1,0 +1,92 @@
+"""A fan-out launched as one SkyPilot request vs one launch per subtask, side by side, on the real bed.
+
+    eval "$(bash testbed/bed.sh env)"; .venv/bin/python benchmarks/fan_out.py [N] [POOL_WORKERS]
+
+Creates N subtasks of one task as propeller creates a map_task's (one after another), first batched
+(FLYTE_SKYPILOT_BATCH_WINDOW=2), then one launch per subtask (=0), and prints for each: SkyPilot launch
+requests, time until every subtask's job exists (has a job id), until all are RUNNING and until all finish.
+Both run on a warm pool of POOL_WORKERS workers (default 2), where provisioning does not dominate: without a
+pool, the bed's two cores spend minutes provisioning each job's own cluster either way.
+"""
+
+import asyncio
+import os
+import sys
+import time
+import uuid
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "bed"))
+
+from propeller import prepare  # noqa: E402
+from tasks import repeat  # noqa: E402
+
+from flytekitplugins.skypilot import SkyPilotConnector, settings, sky_api  # noqa: E402
+
+RUNNING, SUCCEEDED = 2, 3
+FINAL = (3, 4, 5, 8)
+
+
+def fan_out(n: int, pool: str, batched: bool) -> dict:
+    os.environ[settings.BATCH_WINDOW_ENV] = "2" if batched else "0"
+    settings.current.cache_clear()
+    launches, real_launch = [], sky_api.launch
+    sky_api.launch = lambda *a, **k: launches.append(k.get("num_jobs", 1)) or real_launch(*a, **k)
+    connector, execution, loop = SkyPilotConnector(), f"e{uuid.uuid4().hex[:10]}", asyncio.new_event_loop()
+    started, metas = time.monotonic(), []
+    try:
+        for i in range(n):
+            template, prefix, metadata = prepare(repeat, {"word": f"w{i}", "times": 1}, 0, execution, f"n0-0-{i}")
+            template.custom["pool"] = pool
+            metas.append(loop.run_until_complete(connector.create(template, prefix, None, metadata)))
+        created = time.monotonic() - started
+        seen, exists, running = {}, None, None
+        while len(seen) < n and time.monotonic() - started < 1800:
+            resources = loop.run_until_complete(asyncio.gather(*(connector.get(m) for m in metas)))
+            now = time.monotonic() - started
+            if exists is None and all(r.log_links for r in resources):  # a dashboard link: the job has an id
+                exists = now
+            if running is None and all(r.phase in (RUNNING, SUCCEEDED) for r in resources):
+                running = now
+            seen.update({i: r.phase for i, r in enumerate(resources) if r.phase in FINAL})
+            time.sleep(1)
+        assert all(p == SUCCEEDED for p in seen.values()) and len(seen) == n, seen
+        return {"requests": len(launches), "created": created, "exists": exists, "running": running,
+                "finished": time.monotonic() - started}
+    finally:
+        sky_api.launch = real_launch
+
+
+def pool_up(workers: int) -> str:
+    import sky
+    from sky import jobs
+    from sky.serve import serve_utils
+
+    name = f"flyte-bench-{uuid.uuid4().hex[:6]}"
+    spec = {"resources": {"infra": "slurm/localcluster", "cpus": "1+"}, "pool": {"workers": workers}}
+    sky.get(jobs.pool_apply(sky.Task.from_yaml_config(spec), name, mode=serve_utils.UpdateMode.ROLLING))
+    while not str((sky.get(jobs.pool_status([name])) or [{}])[0].get("status")).endswith("READY"):
+        time.sleep(5)
+    return name
+
+
+def main(n: int, workers: int) -> None:
+    import sky
+    from sky import jobs
+
+    pool = pool_up(workers)
+    try:
+        batched, alone = fan_out(n, pool, True), fan_out(n, pool, False)
+    finally:
+        sky.get(jobs.pool_down([pool], purge=True))
+    print(f"{n} subtasks on a warm pool of {workers} workers (SkyPilot {sky.__version__}, the local bed)")
+    print(f"{'':28} {'batched':>9} {'one each':>9} {'ratio':>7}")
+    for key, label in [("requests", "launch requests"), ("created", "all CreateTasks returned s"),
+                       ("exists", "every job has an id s"), ("running", "all RUNNING (or done) s"),
+                       ("finished", "all SUCCEEDED s")]:
+        b, a = batched[key], alone[key]
+        print(f"{label:28} {b:>9.1f} {a:>9.1f} {a / b if b else float('inf'):>6.1f}x")
+
+
+if __name__ == "__main__":
+    main(int(sys.argv[1]) if len(sys.argv) > 1 else 16, int(sys.argv[2]) if len(sys.argv) > 2 else 2)

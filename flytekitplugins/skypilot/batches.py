@@ -1,0 +1,147 @@
+"""Fan-outs launched as one SkyPilot request: the subtasks of a map_task (or of a @dynamic that fans out
+copies of one task) become the jobs of one `sky.jobs.launch(num_jobs=N)`.
+
+Propeller creates the subtasks one after another and each CreateTask must return at once, so a create only
+joins the open batch of its kind (same execution, task, retry attempt and SkyPilot task but for the command)
+and returns its batch's job name and its rank. A batch launches in the background once no subtask has joined
+it for the batch window (FLYTE_SKYPILOT_BATCH_WINDOW, 2 s) or once it is full: one request whose job runs,
+by SKYPILOT_JOB_RANK, the command of the subtask with that rank. Each subtask keeps its own inputs, outputs,
+job (the rank-th job id of the request), status, log link, cancel and retry (a retry is a new attempt: it
+launches with the other retries that arrive together, or alone).
+
+Each member's launch record (see launch_record) names its batch and rank, so a repeated create after a
+connector restart finds its job by batch name and rank; a batch that never launched (the connector stopped
+within the window) has no jobs, so get reports the subtask retryable and its retry launches it.
+"""
+
+import hashlib
+import json
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any, Dict, List, Optional, Set, Tuple
+
+from flytekit import logger
+from flytekit.models.task import TaskExecutionMetadata
+
+from . import launch_record, settings, sky_api, translate
+from .tracker import TRACKER
+
+MAX_JOBS = 64  # jobs per request: one SkyPilot request, one run script holding every subtask's command
+_TICK_S = 0.2
+
+
+def batch_key(metadata: Optional[TaskExecutionMetadata], config: Dict[str, Any]) -> Optional[str]:
+    """What subtasks that may share a launch have in common, or None for a task that launches alone."""
+    if metadata is None or metadata.task_execution_id is None or settings.current().batch_window <= 0:
+        return None  # a local run creates one subtask at a time
+    if config.get("num_nodes", 1) > 1:
+        return None
+    tid = metadata.task_execution_id
+    execution = tid.node_execution_id.execution_id
+    same = {k: v for k, v in config.items() if k not in ("run", "name")}
+    key = [execution.project, execution.domain, execution.name, tid.task_id.name, tid.task_id.version,
+           tid.retry_attempt, same]
+    return hashlib.sha256(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def rank_dispatch(commands: List[str]) -> str:
+    """The `run:` of a batch: each job runs the command of the subtask of its SKYPILOT_JOB_RANK."""
+    cases = [f"  {rank}) {command} ;;" for rank, command in enumerate(commands)]
+    fallback = '  *) echo "no Flyte subtask for SKYPILOT_JOB_RANK=$SKYPILOT_JOB_RANK" >&2; exit 1 ;;'
+    return "\n".join(['case "${SKYPILOT_JOB_RANK:-0}" in', *cases, fallback, "esac"])
+
+
+@dataclass
+class Batch:
+    name: str  # the job name every job of the batch has
+    config: Dict[str, Any]  # the SkyPilot task YAML, but for `run`
+    pool: Optional[str]
+    members: List[Tuple[str, str]] = field(default_factory=list)  # (subtask's own name, output prefix) by rank
+    commands: List[str] = field(default_factory=list)  # by rank
+    last_join: float = 0.0
+    closed: bool = False
+    request_id: Optional[str] = None  # set once launched
+    error: Optional[str] = None  # set when the launch could not be submitted
+    abandoned: Set[int] = field(default_factory=set)  # ranks deleted before the launch
+
+
+class Batches:
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._open: Dict[str, Batch] = {}  # batch key -> the batch taking members
+        self._by_name: Dict[str, Batch] = {}
+        self._launcher: Optional[threading.Thread] = None
+
+    def join(self, key: str, member: str, output_prefix: str, config: Dict[str, Any],
+             pool: Optional[str]) -> Tuple[str, int]:
+        """Adds a subtask to the open batch of its kind; returns (the batch's job name, the subtask's rank)."""
+        with self._lock:
+            batch = self._open.get(key)
+            if batch is None or batch.closed or len(batch.commands) >= MAX_JOBS:
+                name = f"{config['name'][:48]}-b{hashlib.sha256(member.encode()).hexdigest()[:6]}"
+                batch = self._open[key] = self._by_name[name] = Batch(name, _without_run(config), pool)
+            batch.members.append((member, output_prefix))
+            batch.commands.append(config["run"])
+            batch.last_join = time.monotonic()
+            if self._launcher is None or not self._launcher.is_alive():
+                self._launcher = threading.Thread(target=self._launch_closing, name="skypilot-batches", daemon=True)
+                self._launcher.start()
+            return batch.name, len(batch.commands) - 1
+
+    def pending(self, name: str) -> Optional[Batch]:
+        return self._by_name.get(name)
+
+    def abandon(self, name: str, rank: int) -> Optional[str]:
+        """A subtask deleted before its batch launched: its job is cancelled as soon as it exists."""
+        with self._lock:
+            batch = self._by_name.get(name)
+            if batch is None:
+                return None
+            batch.abandoned.add(rank)
+            return batch.request_id
+
+    def _launch_closing(self) -> None:
+        while True:
+            time.sleep(_TICK_S)
+            window = settings.current().batch_window
+            with self._lock:
+                due = [b for b in self._open.values() if not b.closed and
+                       (time.monotonic() - b.last_join >= window or len(b.commands) >= MAX_JOBS)]
+                for batch in due:
+                    batch.closed = True
+                if not any(not b.closed for b in self._open.values()):
+                    self._open.clear()
+                    if not due:
+                        self._launcher = None
+                        return
+            for batch in due:
+                self._launch(batch)
+
+    def _launch(self, batch: Batch) -> None:
+        try:
+            task = translate.sky_task({**batch.config, "name": batch.name, "run": rank_dispatch(batch.commands)})
+            request_id = sky_api.launch(task, batch.name, batch.pool, num_jobs=len(batch.commands))
+        except Exception as e:  # reported by get; every member fails with it (retryable)
+            batch.error = f"{type(e).__name__}: {sky_api.clean(e)}"
+            logger.warning(f"batch {batch.name} of {len(batch.commands)} subtasks not launched: {batch.error}")
+            return
+        TRACKER.watch(request_id)
+        with self._lock:
+            batch.request_id = request_id
+            abandoned = sorted(batch.abandoned)
+        logger.info(f"SkyPilot launch request {request_id}: {len(batch.commands)} managed jobs {batch.name}")
+        for rank, (member, prefix) in enumerate(batch.members):
+            launch_record.write(prefix, member, request_id, batch=batch.name, rank=rank)
+        if abandoned:
+            from . import cancel  # cancel uses the tracker too; imported late to keep module start-up simple
+
+            for rank in abandoned:
+                cancel.cancel_member(request_id, batch.name, rank)
+
+
+def _without_run(config: Dict[str, Any]) -> Dict[str, Any]:
+    return {k: v for k, v in config.items() if k not in ("run", "name")}
+
+
+BATCHES = Batches()

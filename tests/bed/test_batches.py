@@ -1,0 +1,97 @@
+"""A fan-out's subtasks launched as one SkyPilot request (`num_jobs=N`), each still its own Flyte task."""
+
+import os
+import time
+import uuid
+
+import pytest
+from conftest import queue_by_name, run, wait_for
+from flyteidl.core.execution_pb2 import TaskExecution
+from propeller import delete, outputs, prepare
+
+from flytekitplugins.skypilot import SkyPilotConnector, shared_fs, sky_api
+
+FINAL = (TaskExecution.SUCCEEDED, TaskExecution.FAILED, TaskExecution.RETRYABLE_FAILED, TaskExecution.ABORTED)
+N = 8
+
+
+@pytest.fixture
+def pool():
+    """A warm pool of two workers: eight jobs on eight fresh clusters would swamp the bed's two cores."""
+    import sky
+    from sky import jobs
+    from sky.serve import serve_utils
+
+    name = f"flyte-fan-{uuid.uuid4().hex[:6]}"
+    spec = {"resources": {"infra": "slurm/localcluster", "cpus": "1+"}, "pool": {"workers": 2}}
+    sky.get(jobs.pool_apply(sky.Task.from_yaml_config(spec), name, mode=serve_utils.UpdateMode.ROLLING))
+    try:
+        wait_for(lambda: str((sky.get(jobs.pool_status([name])) or [{}])[0].get("status")).endswith("READY"), 600,
+                 what="the pool to be READY")
+        yield name
+    finally:
+        sky.get(jobs.cancel(pool=name))
+        wait_for(lambda: all(r["status"].is_terminal() for r in queue_on(name)), 300, what="the pool's jobs to end")
+        sky.get(jobs.pool_down([name], purge=True))
+
+
+def queue_on(pool: str):
+    import sky
+    from sky import jobs
+
+    records = sky.get(jobs.queue_v2(refresh=False, all_users=True, fields=["job_id", "job_name", "status", "pool"]))[0]
+    return [r for r in records if r["pool"] == pool]
+
+
+def test_a_fan_out_of_eight_subtasks_is_one_skypilot_request(pool, monkeypatch):
+    from tasks import square
+
+    launches = []
+    real_launch = sky_api.launch
+    monkeypatch.setattr(sky_api, "launch", lambda *a, **k: launches.append(k.get("num_jobs", 1)) or real_launch(*a, **k))
+    connector, execution = SkyPilotConnector(), f"e{uuid.uuid4().hex[:10]}"
+    markers = os.path.join(shared_fs.run_data_dir(), f"fan-{uuid.uuid4().hex[:6]}")
+    shared_fs.open_to_job(markers)
+    subtasks = []
+    for i in range(N):  # as propeller creates a map_task's subtasks: one after another, each returning at once
+        template, prefix, metadata = prepare(square, {"i": i, "marker_dir": markers}, 0, execution, f"n0-0-{i}")
+        template.custom["pool"] = pool
+        started = time.monotonic()
+        meta = run(connector.create(template, prefix, None, metadata))
+        assert time.monotonic() - started < 2, "a subtask joins its batch without waiting for the others"
+        subtasks.append((meta, prefix))
+    metas = [m for m, _ in subtasks]
+    assert len({m.job_name for m in metas}) == 1 and [m.batch_rank for m in metas] == list(range(N))
+    assert launches == []  # nothing launched yet: the batch closes once no subtask joined it for 2 s
+
+    cancelled = metas[7]
+    wait_for(lambda: run(connector.get(cancelled)).phase == TaskExecution.RUNNING, 600, what="item 7 RUNNING",
+             show=lambda: run(connector.get(cancelled)).message)
+    delete(connector, cancelled)  # only item 7's job: its siblings share its job name and launch request
+    assert launches == [N]  # one SkyPilot request for the whole fan-out
+
+    final = {}
+    deadline = time.monotonic() + 900
+    while len(final) < N - 1 and time.monotonic() < deadline:
+        for rank, meta in enumerate(metas[:7]):
+            if rank not in final and (resource := run(connector.get(meta))).phase in FINAL:
+                final[rank] = resource
+        time.sleep(5)
+    assert len(final) == N - 1, {r: m.phase for r, m in final.items()}
+    assert final[3].phase == TaskExecution.RETRYABLE_FAILED and "item 3: the service was not ready" in final[3].message
+    for rank in (0, 1, 2, 4, 5, 6):
+        assert final[rank].phase == TaskExecution.SUCCEEDED, final[rank].message
+        assert outputs(subtasks[rank][1], square) == {"o0": rank * rank}
+    # the failed subtask is retried alone, as its next attempt
+    template, prefix, metadata = prepare(square, {"i": 3, "marker_dir": markers}, 1, execution, "n0-0-3")
+    template.custom["pool"] = pool
+    retry = run(connector.create(template, prefix, None, metadata))
+    retried = wait_for(lambda: (r := run(connector.get(retry))).phase in FINAL and r, 600, what="the retry to finish")
+    assert retried.phase == TaskExecution.SUCCEEDED and outputs(prefix, square) == {"o0": 9}, retried.message
+    assert launches == [N, 1] and retry.job_name != metas[0].job_name
+
+    jobs = sorted(queue_by_name(metas[0].job_name), key=lambda r: r["job_id"])
+    assert [r["status"].value for r in jobs] == ["SUCCEEDED"] * 3 + ["FAILED"] + ["SUCCEEDED"] * 3 + ["CANCELLED"]
+    aborted = wait_for(lambda: (r := run(connector.get(cancelled))).phase == TaskExecution.ABORTED and r, 60,
+                       what="item 7 ABORTED")
+    assert f"/dashboard/jobs/{jobs[7]['job_id']}" in aborted.log_links[0].uri  # each subtask links its own job
