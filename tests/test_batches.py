@@ -1,10 +1,16 @@
 """Which subtasks share a launch, and how one job of a batch runs the command of its own subtask."""
 
+import importlib
 import subprocess
+from collections import OrderedDict
+from pathlib import Path
 
 from bed.propeller import execution_metadata
+from flytekit.configuration import ImageConfig, SerializationSettings
+from flytekit.extend.backend.base_connector import ConnectorRegistry
+from flytekit.tools.translator import get_serializable
 
-from flytekitplugins.skypilot import batches, settings
+from flytekitplugins.skypilot import SkyPilotConnector, batches, settings
 
 CONFIG = {"name": "flyte-e1-n0-0-0-abc", "run": "pyflyte-execute --inputs s3://b/0/inputs.pb",
           "resources": {"infra": "slurm", "cpus": "1+"}, "envs": {"FLYTE_FAIL_ON_ERROR": "true"}}
@@ -41,18 +47,8 @@ def test_each_job_of_a_batch_runs_the_command_of_its_rank():
     assert out.returncode == 1 and "no Flyte subtask for SKYPILOT_JOB_RANK=3" in out.stderr
 
 
-def test_map_task_subtasks_reach_the_connector():
-    from collections import OrderedDict
-
-    from flytekit.configuration import ImageConfig, SerializationSettings
-    from flytekit.extend.backend.base_connector import ConnectorRegistry
-    from flytekit.tools.translator import get_serializable
-
-    from flytekitplugins.skypilot import SkyPilotConnector
-    import importlib, sys
-    from pathlib import Path
-
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "examples"))
+def test_map_task_subtasks_reach_the_connector(monkeypatch):
+    monkeypatch.syspath_prepend(str(Path(__file__).resolve().parents[1] / "examples"))
     example = importlib.import_module("batch_inference")
     entities = OrderedDict()
     get_serializable(entities, SerializationSettings(image_config=ImageConfig.auto_default_image()),
