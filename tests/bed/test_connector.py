@@ -7,6 +7,8 @@ import sys
 import time
 import uuid
 
+import pytest
+
 from conftest import queue_by_name, run, statuses, wait_for
 from flyteidl.core.execution_pb2 import TaskExecution
 from propeller import delete, execute, outputs, prepare
@@ -58,6 +60,7 @@ def _slurm_allocations(meta: SkyPilotMetadata):
     return [line.split("|")[0] for line in lines if f"|{meta.job_name[:12]}" in line and f"-{job_id}-" in line]
 
 
+@pytest.mark.xdist_group("heavy")
 def test_delete_while_starting_or_recovering_leaves_the_job_cancelled():
     starting, recovering = create(sleep, {"seconds": 600}), create(sleep, {"seconds": 600})
     wait_for(lambda: statuses(starting.job_name) == ["STARTING"], 600, every=1, what="STARTING",

@@ -17,13 +17,13 @@ N = 8
 
 @pytest.fixture
 def pool():
-    """A warm pool of two workers: eight jobs on eight fresh clusters would swamp the bed's two cores."""
+    """A warm pool of four workers: eight jobs on eight fresh clusters would swamp the bed's two cores."""
     import sky
     from sky import jobs
     from sky.serve import serve_utils
 
     name = f"flyte-fan-{uuid.uuid4().hex[:6]}"
-    spec = {"resources": {"infra": "slurm/localcluster", "cpus": "1+"}, "pool": {"workers": 2}}
+    spec = {"resources": {"infra": "slurm/localcluster", "cpus": "1+"}, "pool": {"workers": 4}}
     sky.get(jobs.pool_apply(sky.Task.from_yaml_config(spec), name, mode=serve_utils.UpdateMode.ROLLING))
     try:
         wait_for(lambda: str((sky.get(jobs.pool_status([name])) or [{}])[0].get("status")).endswith("READY"), 600,
@@ -43,6 +43,7 @@ def queue_on(pool: str):
     return [r for r in records if r["pool"] == pool]
 
 
+@pytest.mark.xdist_group("heavy")
 def test_a_fan_out_of_eight_subtasks_is_one_skypilot_request(pool, monkeypatch):
     from tasks import square
 

@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from conftest import queue_by_name, statuses, wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -89,6 +91,7 @@ def test_an_unchanged_skypilot_yaml_runs_with_typed_inputs_and_outputs():
     assert report.read_text().strip() == f"model={model} samples=70 score=3.0"  # a FlyteFile the job wrote
 
 
+@pytest.mark.xdist_group("heavy")
 def test_tasks_naming_one_cluster_run_on_one_pool_created_on_first_use():
     import sky
     from sky import jobs
