@@ -39,8 +39,8 @@ case "$cmd" in
   test)
     setup
     eval "$(bash testbed/bed.sh env)"
-    [ $# -eq 0 ] || exec .venv/bin/python -m pytest "$@"
-    .venv/bin/python -m pytest -m "not outage"
-    exec .venv/bin/python -m pytest -m outage -n 0;;  # it stops the API server: alone, after the others
+    # the outage test stops the API server: alone, after the others (extra arguments go to both runs)
+    .venv/bin/python -m pytest -m "not outage" "$@"
+    exec .venv/bin/python -m pytest -m outage -n 0 "$@";;
   *) echo "usage: bash dev.sh example|test|setup [args]" >&2; exit 2;;
 esac

@@ -32,7 +32,7 @@ def fan_out(n: int, pool: str, batched: bool) -> dict:
     settings.current.cache_clear()
     launches, real_launch = [], sky_api.launch
     sky_api.launch = lambda *a, **k: launches.append(k.get("num_jobs", 1)) or real_launch(*a, **k)
-    connector, execution, loop = SkyPilotConnector(), f"e{uuid.uuid4().hex[:10]}", asyncio.new_event_loop()
+    connector, execution, loop = SkyPilotConnector(task_type_version=1), f"e{uuid.uuid4().hex[:10]}", asyncio.new_event_loop()
     started, metas = time.monotonic(), []
     try:
         for i in range(n):

@@ -1,5 +1,5 @@
-"""Fan-outs launched as one SkyPilot request: the subtasks of a map_task (or of a @dynamic that fans out
-copies of one task) become the jobs of one `sky.jobs.launch(num_jobs=N)`.
+"""Fan-outs launched as one SkyPilot request: the subtasks of a map_task (which propeller sends to the connector
+registered for task type version 1) become the jobs of one `sky.jobs.launch(num_jobs=N)`.
 
 Propeller creates the subtasks one after another and each CreateTask must return at once, so a create only
 joins the open batch of its kind (same execution, task, retry attempt and SkyPilot task but for the command)

@@ -17,7 +17,7 @@ from flytekit import logger
 from . import sky_api
 from .tracker import IN_FLIGHT, TRACKER, Launch
 
-_BUDGET_S = 7.0  # propeller gives DeleteTask 10 s; SkyPilot calls can overrun a deadline by one call
+_BUDGET_S = 5.0  # propeller gives DeleteTask 10 s; a busy API server overruns a deadline by a call or two
 _HAND_OFF_S = 2.0  # less time left than this: the background sweeper finishes the cancel
 _SWEEP_EVERY_S = 5.0
 _GIVE_UP_AFTER_S = 3600.0

@@ -71,8 +71,7 @@ class SkyPilotConnector(AsyncConnectorBase):
         name = job_name(task_execution_metadata, output_prefix)
         custom = task_template.custom or {}
         config = translate.task_yaml(task_template, name, secret_values(custom.get("secrets")), inputs, output_prefix)
-        key = None if custom.get("cluster_name") or translate.is_yaml_task(task_template) else \
-            batches.batch_key(task_execution_metadata, config)
+        key = batches.batch_key(task_execution_metadata, config) if self._batches(task_template) else None
         member = copy.deepcopy(config) if key else None
         pool_yaml = pools.pool_task_yaml(config)  # before SkyPilot consumes the dict
         task = translate.sky_task(config)  # SkyPilot's own validation, before anything is launched
@@ -83,9 +82,17 @@ class SkyPilotConnector(AsyncConnectorBase):
             return SkyPilotMetadata(batch, request_id or "", output_prefix, sky_api.endpoint(), 1, secrets=secrets,
                                     batch_rank=rank)
         submit = functools.partial(self._submit, task, name, custom, pool_yaml)
-        request_id = await asyncio.to_thread(self._launch_once, name, output_prefix, submit)
+        # a YAML task without outputs never uses its output prefix (it may not even exist): no record there
+        record_at = None if translate.is_yaml_task(task_template) and not custom.get("outputs") else output_prefix
+        request_id = await asyncio.to_thread(self._launch_once, name, record_at, submit)
         return SkyPilotMetadata(name, request_id or "", output_prefix, sky_api.endpoint(), task.num_nodes,
                                 dict(custom.get("outputs") or {}), custom.get("cluster_name") or "", secrets)
+
+    def _batches(self, template: TaskTemplate) -> bool:
+        """Whether this is a map_task subtask that may launch with its siblings (see batches)."""
+        custom = template.custom or {}
+        return (self.task_category.version == MAP_TASK_TYPE_VERSION and not custom.get("cluster_name")
+                and not translate.is_yaml_task(template))
 
     @staticmethod
     def _submit(task, name: str, custom: Dict, pool_yaml: Dict) -> Optional[str]:
@@ -94,7 +101,8 @@ class SkyPilotConnector(AsyncConnectorBase):
             return pools.LAUNCHES.launch(task, name, cluster, lambda: translate.sky_task(pool_yaml))
         return sky_api.launch(task, name, custom.get("pool"))
 
-    def _launch_once(self, name: str, output_prefix: str, submit: Callable[[], Optional[str]]) -> Optional[str]:
+    def _launch_once(self, name: str, output_prefix: Optional[str],
+                     submit: Callable[[], Optional[str]]) -> Optional[str]:
         """Propeller may repeat CreateTask for one attempt (after a timeout, say): launch its job only once."""
         with self._submitting[name]:
             if name not in self._submitted:
@@ -230,10 +238,11 @@ def _first_join(name: str, output_prefix: str, key: str, config: Dict, pool: Opt
     return batch, rank, None
 
 
-def _first_launch(name: str, output_prefix: str, submit: Callable[[], Optional[str]]) -> Optional[str]:
+def _first_launch(name: str, output_prefix: Optional[str], submit: Callable[[], Optional[str]]) -> Optional[str]:
     """The attempt's launch request id: an earlier connector process's (see launch_record), or a new one.
-    "" means SkyPilot has a job of this name whose launch request is unknown: get finds it by name."""
-    earlier = launch_record.read(output_prefix, name)
+    "" means SkyPilot has a job of this name whose launch request is unknown: get finds it by name. Without an
+    output prefix to keep a record in, every first create asks SkyPilot by name."""
+    earlier = launch_record.read(output_prefix, name) if output_prefix else {"job_name": name, "request_id": None}
     if earlier is not None:
         if earlier.get("request_id"):
             logger.info(f"managed job {name} was launched before (request {earlier['request_id']}): not again")
@@ -244,10 +253,12 @@ def _first_launch(name: str, output_prefix: str, submit: Callable[[], Optional[s
         if found is not None:
             logger.info(f"managed job {name} found in SkyPilot after a connector restart: not launched again")
             return found
-    launch_record.write(output_prefix, name, None)
+    if output_prefix:
+        launch_record.write(output_prefix, name, None)
     request_id = submit()
     if request_id:
-        launch_record.write(output_prefix, name, request_id)
+        if output_prefix:
+            launch_record.write(output_prefix, name, request_id)
         logger.info(f"SkyPilot launch request {request_id} submitted for managed job {name}")
     return request_id
 

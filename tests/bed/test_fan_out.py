@@ -50,7 +50,8 @@ def test_a_fan_out_of_eight_subtasks_is_one_skypilot_request(pool, monkeypatch):
     launches = []
     real_launch = sky_api.launch
     monkeypatch.setattr(sky_api, "launch", lambda *a, **k: launches.append(k.get("num_jobs", 1)) or real_launch(*a, **k))
-    connector, execution = SkyPilotConnector(), f"e{uuid.uuid4().hex[:10]}"
+    # propeller sends a map_task's subtasks to the connector registered for task type version 1
+    connector, execution = SkyPilotConnector(task_type_version=1), f"e{uuid.uuid4().hex[:10]}"
     markers = os.path.join(shared_fs.run_data_dir(), f"fan-{uuid.uuid4().hex[:6]}")
     shared_fs.open_to_job(markers)
     subtasks = []
