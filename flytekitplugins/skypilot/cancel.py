@@ -10,7 +10,7 @@ idempotent, and propeller's retries outlive a connector restart).
 
 import threading
 import time
-from typing import Dict, Optional, Tuple
+from typing import Callable, Dict, Optional, Tuple
 
 from flytekit import logger
 
@@ -25,12 +25,7 @@ _GIVE_UP_AFTER_S = 3600.0
 
 def cancel(request_id: Optional[str], job_name: str) -> None:
     """Idempotent: a job that never started, already ended or was already cancelled is fine."""
-    try:
-        _cancel(request_id, job_name)
-    except sky_api.SkyPilotUnavailable as e:
-        _SWEEPER.add(request_id, job_name)
-        raise sky_api.SkyPilotUnavailable(f"{e}; the connector keeps cancelling managed job {job_name} in the "
-                                          "background and a repeated delete tries again") from None
+    _or_in_background(lambda: _cancel(request_id, job_name), request_id, job_name, -1, f"managed job {job_name}")
 
 
 def _cancel(request_id: Optional[str], job_name: str) -> None:
@@ -59,12 +54,19 @@ def _cancel(request_id: Optional[str], job_name: str) -> None:
 def cancel_member(request_id: Optional[str], batch_name: str, rank: int) -> None:
     """Cancels one subtask's job of a batched launch, and only it: its siblings share its job name and launch
     request, so neither is cancelled; a request still in flight is left to run and the job cancelled after."""
+    _or_in_background(lambda: _cancel_member(request_id, batch_name, rank), request_id, batch_name, rank,
+                      f"job rank {rank} of {batch_name}")
+
+
+def _or_in_background(cancel_now: Callable[[], None], request_id: Optional[str], job_name: str, rank: int,
+                      what: str) -> None:
+    """Cancels now; if SkyPilot cannot take it, the sweeper keeps at it and the error says so."""
     try:
-        _cancel_member(request_id, batch_name, rank)
+        cancel_now()
     except sky_api.SkyPilotUnavailable as e:
-        _SWEEPER.add(request_id, batch_name, rank)
-        raise sky_api.SkyPilotUnavailable(f"{e}; the connector keeps cancelling job rank {rank} of {batch_name} "
-                                          "in the background and a repeated delete tries again") from None
+        _SWEEPER.add(request_id, job_name, rank)
+        raise sky_api.SkyPilotUnavailable(f"{e}; the connector keeps cancelling {what} in the background and a "
+                                          "repeated delete tries again") from None
 
 
 def _cancel_member(request_id: Optional[str], batch_name: str, rank: int) -> None:

@@ -174,9 +174,7 @@ def launch(task: Any, name: str, pool: Optional[str] = None, num_jobs: int = 1) 
     """Submits `task` as `num_jobs` managed jobs named `name` (each sees its SKYPILOT_JOB_RANK); returns the
     launch request id at once (the launch resolves later)."""
     try:
-        if num_jobs > 1:
-            return _sky().jobs.launch(task, name=name, pool=pool, num_jobs=num_jobs, job_group=None)
-        return _sky().jobs.launch(task, name=name, pool=pool, job_group=None)
+        return _sky().jobs.launch(task, name=name, pool=pool, num_jobs=num_jobs, job_group=None)
     except (ValueError, TypeError) as e:  # validated by the server before the request is queued
         raise LaunchFailed(clean(e)) from None
 
