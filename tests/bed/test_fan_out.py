@@ -24,7 +24,15 @@ def pool():
 
     name = f"flyte-fan-{uuid.uuid4().hex[:6]}"
     spec = {"resources": {"infra": "slurm/localcluster", "cpus": "1+"}, "pool": {"workers": 4}}
-    sky.get(jobs.pool_apply(sky.Task.from_yaml_config(spec), name, mode=serve_utils.UpdateMode.ROLLING))
+    for attempt in range(3):  # SkyPilot gives a new pool's controller a fixed time to register: a busy bed misses it
+        try:
+            sky.get(jobs.pool_apply(sky.Task.from_yaml_config(spec), name, mode=serve_utils.UpdateMode.ROLLING))
+            break
+        except RuntimeError:
+            sky.get(jobs.pool_down([name], purge=True))
+            if attempt == 2:
+                raise
+            time.sleep(30)
     try:
         wait_for(lambda: str((sky.get(jobs.pool_status([name])) or [{}])[0].get("status")).endswith("READY"), 600,
                  what="the pool to be READY")
