@@ -32,13 +32,13 @@ def run_smoke_job(address: str, infra: str = "", timeout_s: float = 900.0) -> st
     )
     meta = TaskExecutionMetadata(tid, "preflight-development", {}, {}, "default", {}, None)
     stub = AsyncAgentServiceStub(grpc.insecure_channel(address))
-    created = stub.CreateTask(CreateTaskRequest(
+    created = _as_propeller(stub.CreateTask, CreateTaskRequest(
         template=template.to_flyte_idl(), output_prefix=f"s3://unused/{run_id}",  # the echo job writes nothing
-        task_execution_metadata=meta.to_flyte_idl()), timeout=10)
+        task_execution_metadata=meta.to_flyte_idl()))
     deadline, started = time.monotonic() + timeout_s, time.monotonic()
     while time.monotonic() < deadline:
-        resource = stub.GetTask(GetTaskRequest(task_category=CATEGORY, resource_meta=created.resource_meta),
-                                timeout=10).resource
+        resource = _as_propeller(stub.GetTask, GetTaskRequest(task_category=CATEGORY,
+                                                              resource_meta=created.resource_meta)).resource
         if resource.phase in _TERMINAL:
             if resource.phase != TaskExecution.SUCCEEDED:
                 raise RuntimeError(f"the job ended {TaskExecution.Phase.Name(resource.phase)}: {resource.message}")
@@ -46,3 +46,14 @@ def run_smoke_job(address: str, infra: str = "", timeout_s: float = 900.0) -> st
             return f"SUCCEEDED in {time.monotonic() - started:.0f} s ({links})"
         time.sleep(5)
     raise RuntimeError(f"the job did not finish within {timeout_s:.0f} s; last: {resource.message}")
+
+
+def _as_propeller(call, request, attempts: int = 4):
+    """A call with propeller's 10 s deadline, sent again when it runs out (CreateTask is idempotent per attempt)."""
+    for attempt in range(attempts):
+        try:
+            return call(request, timeout=10)
+        except grpc.RpcError as e:
+            if e.code() != grpc.StatusCode.DEADLINE_EXCEEDED or attempt == attempts - 1:
+                raise
+            time.sleep(5)

@@ -3,7 +3,9 @@
 1. Point SkyPilot's internet probe at loopback. SkyPilot's jobs controller refuses to
    poll a job until a HEAD to one of sky.backends.backend_utils._TEST_IP_LIST (8.8.8.8,
    1.1.1.1) succeeds. This machine may not reach them, so the list is replaced by the API
-   server's own health URL as the module is imported.
+   server's own health URL as the module is imported, and the probe given 20 s instead of
+   SkyPilot's 0.5-2 s: on the busy 2-core bed the API server can take seconds to answer, and a
+   missed probe fails pool status calls ("Failed to refresh pools status due to network error").
 2. SkyPilot 0.14.1 imports networkx lazily from concurrent request threads (sky/dag.py);
    two launches at once on a freshly started server can collide inside networkx
    ("KeyError: Algorithm already exists in dispatch namespace"). The bed starts fresh
@@ -33,9 +35,22 @@ class _ProbeToLoopback(importlib.abc.MetaPathFinder):
         def exec_module(module):
             load(module)
             module._TEST_IP_LIST = [_URL]
+            module.check_network_connection = _probe_loopback(module)
 
         spec.loader.exec_module = exec_module
         return spec
+
+
+def _probe_loopback(module):
+    def check_network_connection():
+        import requests
+
+        try:
+            requests.head(_URL, timeout=20)
+        except (requests.Timeout, requests.exceptions.ConnectionError) as e:
+            raise module.exceptions.NetworkError("Could not refresh the cluster. Network seems down.") from e
+
+    return check_network_connection
 
 
 if not any(isinstance(f, _ProbeToLoopback) for f in sys.meta_path):
