@@ -1,6 +1,7 @@
 """A fan-out's subtasks launched as one SkyPilot request (`num_jobs=N`), each still its own Flyte task."""
 
 import os
+import sys
 import time
 import uuid
 
@@ -16,15 +17,18 @@ N = 8
 
 
 @pytest.fixture
-def pool():
+def pool(monkeypatch):
     """A warm pool of two workers: eight jobs on eight fresh clusters (or four workers) swamp the bed's two cores."""
     import sky
     from sky import jobs
     from sky.serve import serve_utils
 
+    # SkyPilot starts the pool's controller with `--entrypoint <this process's argv>` unquoted for argparse: an
+    # xdist worker's argv ("-c") reads as an option there and the pool never registers
+    monkeypatch.setattr(sys, "argv", ["pytest", "tests/bed/test_fan_out.py"])
     name = f"flyte-fan-{uuid.uuid4().hex[:6]}"
-    spec = {"resources": {"infra": "slurm/localcluster", "cpus": "1+"}, "pool": {"workers": 2}}
     for attempt in range(3):  # SkyPilot gives a new pool's controller a fixed time to register: a busy bed misses it
+        spec = {"resources": {"infra": "slurm/localcluster", "cpus": "1+"}, "pool": {"workers": 2}}  # SkyPilot eats it
         try:
             sky.get(jobs.pool_apply(sky.Task.from_yaml_config(spec), name, mode=serve_utils.UpdateMode.ROLLING))
             break
