@@ -77,7 +77,11 @@ def main(n: int, workers: int) -> None:
     pool = pool_up(workers)
     try:
         batched, alone = fan_out(n, pool, True), fan_out(n, pool, False)
-    finally:
+    finally:  # a pool with jobs on it is not taken down
+        sky.get(jobs.cancel(pool=pool))
+        while any(not r["status"].is_terminal() for r in sky.get(jobs.queue_v2(
+                refresh=False, all_users=True, fields=["status", "pool"]))[0] if r["pool"] == pool):
+            time.sleep(5)
         sky.get(jobs.pool_down([pool], purge=True))
     print(f"{n} subtasks on a warm pool of {workers} workers (SkyPilot {sky.__version__}, the local bed)")
     print(f"{'':28} {'batched':>9} {'one each':>9} {'ratio':>7}")
