@@ -10,17 +10,56 @@
    two launches at once on a freshly started server can collide inside networkx
    ("KeyError: Algorithm already exists in dispatch namespace"). The bed starts fresh
    servers and launches concurrently, so the API server imports it up front.
+3. A jobs controller running a job on a pool worker calls its own API server (`sdk.exec`),
+   which first checks /api/health with a 2.5 s timeout. When the busy 2-core bed misses it,
+   SkyPilot 0.14.1 keeps the worker assigned to the failed job, which then waits for a free
+   worker forever, and so does every job behind it. The controllers here wait up to 60 s
+   for their API server's health answer instead (not the `sky` command: `sky api start`
+   asks first whether a server already runs).
 """
 import importlib.abc
+import os
 import sys
+import time
 
-_TARGET = "sky.backends.backend_utils"
 _URL = "@PROBE_URL@"
 
 
-class _ProbeToLoopback(importlib.abc.MetaPathFinder):
+def _probe_loopback(module):
+    def check_network_connection():
+        import requests
+
+        try:
+            requests.head(_URL, timeout=20)
+        except (requests.Timeout, requests.exceptions.ConnectionError) as e:
+            raise module.exceptions.NetworkError("Could not refresh the cluster. Network seems down.") from e
+
+    module._TEST_IP_LIST = [_URL]
+    module.check_network_connection = check_network_connection
+
+
+def _patient_health_check(module):
+    answer = module.get_api_server_status
+
+    def get_api_server_status(endpoint=None):
+        if os.path.basename(sys.argv[0]) == "sky":
+            return answer(endpoint)
+        deadline = time.monotonic() + 60
+        while True:
+            info = answer(endpoint)
+            if info.status != module.ApiServerStatus.UNHEALTHY or time.monotonic() > deadline:
+                return info
+            time.sleep(2)
+
+    module.get_api_server_status = get_api_server_status
+
+
+_PATCHES = {"sky.backends.backend_utils": _probe_loopback, "sky.server.common": _patient_health_check}
+
+
+class _BedShims(importlib.abc.MetaPathFinder):
     def find_spec(self, name, path, target=None):
-        if name != _TARGET:
+        if name not in _PATCHES:
             return None
         for finder in sys.meta_path:
             if finder is self or not hasattr(finder, "find_spec"):
@@ -34,27 +73,14 @@ class _ProbeToLoopback(importlib.abc.MetaPathFinder):
 
         def exec_module(module):
             load(module)
-            module._TEST_IP_LIST = [_URL]
-            module.check_network_connection = _probe_loopback(module)
+            _PATCHES[name](module)
 
         spec.loader.exec_module = exec_module
         return spec
 
 
-def _probe_loopback(module):
-    def check_network_connection():
-        import requests
-
-        try:
-            requests.head(_URL, timeout=20)
-        except (requests.Timeout, requests.exceptions.ConnectionError) as e:
-            raise module.exceptions.NetworkError("Could not refresh the cluster. Network seems down.") from e
-
-    return check_network_connection
-
-
-if not any(isinstance(f, _ProbeToLoopback) for f in sys.meta_path):
-    sys.meta_path.insert(0, _ProbeToLoopback())
+if not any(isinstance(f, _BedShims) for f in sys.meta_path):
+    sys.meta_path.insert(0, _BedShims())
 
 try:
     import networkx  # noqa: F401  (shim 2)
