@@ -39,8 +39,9 @@ case "$cmd" in
   test)
     setup
     eval "$(bash testbed/bed.sh env)"
-    # the outage test stops the API server: alone, after the others (extra arguments go to both runs)
-    .venv/bin/python -m pytest -m "not outage" "$@"
-    exec .venv/bin/python -m pytest -m outage -n 0 "$@";;
+    # tests that need the bed to itself (the outage test stops the API server) run one by one, after the
+    # others (extra arguments go to both runs)
+    .venv/bin/python -m pytest -m "not alone" "$@"
+    exec .venv/bin/python -m pytest -m alone -n 0 "$@";;
   *) echo "usage: bash dev.sh example|test|setup [args]" >&2; exit 2;;
 esac

@@ -16,7 +16,7 @@ from propeller import outputs, prepare
 from flytekitplugins.skypilot import SkyPilotConnector, settings, sky_api
 from tasks import sleep
 
-pytestmark = pytest.mark.outage
+pytestmark = [pytest.mark.outage, pytest.mark.alone]
 BED = str(Path(__file__).resolve().parents[2] / "testbed" / "bed.sh")
 FINAL = (TaskExecution.SUCCEEDED, TaskExecution.FAILED, TaskExecution.RETRYABLE_FAILED, TaskExecution.ABORTED)
 
