@@ -15,6 +15,19 @@ FINAL = (TaskExecution.SUCCEEDED, TaskExecution.FAILED, TaskExecution.RETRYABLE_
 N = 8
 
 
+@pytest.fixture
+def job_names():
+    """The managed jobs' names the test launches: whatever is still running when it ends is cancelled."""
+    names = []
+    yield names
+    import sky
+    from sky import jobs
+
+    running = [r["job_id"] for name in names for r in queue_by_name(name) if not r["status"].is_terminal()]
+    if running:  # by id: SkyPilot cancels by name only when one job has it, and a batch's jobs share theirs
+        sky.get(jobs.cancel(job_ids=running))
+
+
 # Eight jobs at once load the 2-core bed like eight tests: `bash dev.sh test` runs this after the others, alone.
 # No pool: SkyPilot 0.14 starts a pool's queued jobs with minutes of backoff between rounds (measured on the bed:
 # 2 workers took ~25 min for 8 jobs), where eight jobs on their own clusters run side by side.
@@ -22,7 +35,7 @@ N = 8
 @pytest.mark.skipif(not os.environ.get("FLYTE_SKYPILOT_BED_FANOUT"), reason=(
     "eight clusters at once need the 2-core bed to themselves for 10+ min, beyond CI's budget: "
     "FLYTE_SKYPILOT_BED_FANOUT=1 bash dev.sh test -m alone"))
-def test_a_fan_out_of_eight_subtasks_is_one_skypilot_request(monkeypatch):
+def test_a_fan_out_of_eight_subtasks_is_one_skypilot_request(monkeypatch, job_names):
     from tasks import square
 
     launches = []
@@ -40,6 +53,7 @@ def test_a_fan_out_of_eight_subtasks_is_one_skypilot_request(monkeypatch):
         assert time.monotonic() - started < 2, "a subtask joins its batch without waiting for the others"
         subtasks.append((meta, prefix))
     metas = [m for m, _ in subtasks]
+    job_names.append(metas[0].job_name)
     assert len({m.job_name for m in metas}) == 1 and [m.batch_rank for m in metas] == list(range(N))
     assert launches == []  # nothing launched yet: the batch closes once no subtask joined it for 2 s
 
@@ -64,6 +78,7 @@ def test_a_fan_out_of_eight_subtasks_is_one_skypilot_request(monkeypatch):
     # the failed subtask is retried alone, as its next attempt
     template, prefix, metadata = prepare(square, {"i": 3, "marker_dir": markers}, 1, execution, "n0-0-3")
     retry = run(connector.create(template, prefix, None, metadata))
+    job_names.append(retry.job_name)
     retried = wait_for(lambda: (r := run(connector.get(retry))).phase in FINAL and r, 600, what="the retry to finish")
     assert retried.phase == TaskExecution.SUCCEEDED and outputs(prefix, square) == {"o0": 9}, retried.message
     assert launches == [N, 1] and retry.job_name != metas[0].job_name
