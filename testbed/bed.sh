@@ -9,7 +9,8 @@
 #   bash testbed/bed.sh env      print the client environment (eval "$(bash testbed/bed.sh env)")
 #   bash testbed/bed.sh api-stop / api-start   stop / start only the API server (outage tests)
 #
-# Knobs: BED_PREFIX (/opt/flyte-skypilot-bed), BED_PORT (46580), BED_SSH_PORT (2222), BED_USER (sky).
+# Knobs: BED_PREFIX (/opt/flyte-skypilot-bed), BED_PORT (46580), BED_SSH_PORT (2222), BED_USER (sky),
+#        BED_NODE_NICE (10: the CPU priority of the cluster side, below).
 #
 # TEST-BED-ONLY SHIMS (a real cluster with internet needs none of them), each marked "test-bed shim":
 #  1. SkyPilot's jobs controller HEADs https://8.8.8.8 / https://1.1.1.1 before polling a job
@@ -37,6 +38,11 @@ SKY_HOME=$PREFIX/home          # the API server's HOME: the caller's ~/.sky is n
 VENV=$PREFIX/venv
 RUN=$PREFIX/run
 NODE=$(hostname -s)
+# The cluster's side (slurmd and sshd, so every job and SkyPilot's runtime set-up on its nodes) runs at a lower
+# CPU priority than the API server and its jobs controllers: in a deployment they are other machines. On two
+# shared cores, a dozen clusters setting up at once otherwise starve the API server (event loop stalled 50 s,
+# health checks unanswered for minutes, measured on this bed).
+NODE_NICE=${BED_NODE_NICE:-10}
 TELEMETRY_OFF="SKYPILOT_DISABLE_USAGE_COLLECTION=1 DO_NOT_TRACK=1 SCARF_NO_ANALYTICS=1 \
 SKYPILOT_USAGE_LOG_URL=http://127.0.0.1:9 SKYPILOT_SCARF_GATEWAY_URL=http://127.0.0.1:9"
 
@@ -130,8 +136,8 @@ slurm() {
   fi
   munge -n | unmunge >/dev/null
   alive "$RUN/slurmctld.pid" || /usr/sbin/slurmctld
-  alive "$RUN/slurmd.pid" || /usr/sbin/slurmd
-  alive "$RUN/slurmd-vm2.pid" || /usr/sbin/slurmd -f /etc/slurm/slurm-vm2.conf -N vm2
+  alive "$RUN/slurmd.pid" || nice -n "$NODE_NICE" /usr/sbin/slurmd
+  alive "$RUN/slurmd-vm2.pid" || nice -n "$NODE_NICE" /usr/sbin/slurmd -f /etc/slurm/slurm-vm2.conf -N vm2
   for _ in $(seq 30); do [ "$(sinfo -h -o %T 2>/dev/null | grep -cE 'idle|mix|alloc')" -ge 1 ] \
     && [ "$(sinfo -h -N -o %T 2>/dev/null | grep -cE 'idle|mix|alloc')" -ge 2 ] && break; sleep 1; done
   srun -N2 -t 1 hostname >/dev/null
@@ -140,7 +146,7 @@ slurm() {
 sshd_login_node() {
   ssh-keygen -A >/dev/null && mkdir -p /run/sshd
   sed -e "s|@PORT@|$SSH_PORT|" -e "s|@RUN@|$RUN|" "$HERE/sshd_config.in" > /etc/ssh/sshd_config_flyte_bed
-  alive "$RUN/sshd.pid" || /usr/sbin/sshd -f /etc/ssh/sshd_config_flyte_bed
+  alive "$RUN/sshd.pid" || nice -n "$NODE_NICE" /usr/sbin/sshd -f /etc/ssh/sshd_config_flyte_bed
   sleep 1
   ssh -q -i "$SKY_HOME/.ssh/slurm_local" -p "$SSH_PORT" -o StrictHostKeyChecking=no \
     -o UserKnownHostsFile=/dev/null "$SUSER@127.0.0.1" 'uv -V && sinfo -h' >/dev/null
