@@ -1,12 +1,14 @@
 """A fan-out launched as one SkyPilot request vs one launch per subtask, side by side, on the real bed.
 
-    eval "$(bash testbed/bed.sh env)"; .venv/bin/python benchmarks/fan_out.py [N] [POOL_WORKERS]
+    eval "$(bash testbed/bed.sh env)"; .venv/bin/python benchmarks/fan_out.py [N] [POOL_WORKERS | POOL_NAME]
 
 Creates N subtasks of one task as propeller creates a map_task's (one after another), first batched
 (FLYTE_SKYPILOT_BATCH_WINDOW=2), then one launch per subtask (=0), and prints for each: SkyPilot launch
 requests, time until every subtask's job exists (has a job id), until all are RUNNING and until all finish.
-Both run on a warm pool of POOL_WORKERS workers (default 2), where provisioning does not dominate: without a
-pool, the bed's two cores spend minutes provisioning each job's own cluster either way.
+Both run on a warm pool (an existing POOL_NAME, left up, or a new one of POOL_WORKERS workers, default N: one per
+subtask, taken down at the end), where provisioning does not
+dominate: without a pool, the bed's two cores spend minutes provisioning each job's own cluster either way, and
+with fewer workers than subtasks SkyPilot starts the queued jobs in rounds with minutes of backoff between them.
 """
 
 import asyncio
@@ -57,6 +59,19 @@ def fan_out(n: int, pool: str, batched: bool) -> dict:
         sky_api.launch = real_launch
 
 
+def _patient(call, *args, **kwargs):
+    """A pool call through a busy bed's API server: retried while the server does not answer."""
+    import sky
+
+    for attempt in range(30):
+        try:
+            return sky.get(call(*args, **kwargs))
+        except Exception as e:  # noqa: BLE001 - the bed's API server misses health checks under load
+            print(f"  {call.__name__}: {type(e).__name__}, retrying", flush=True)
+            time.sleep(10)
+    raise TimeoutError(f"{call.__name__}: the API server did not answer for 5 min")
+
+
 def pool_up(workers: int) -> str:
     import sky
     from sky import jobs
@@ -64,26 +79,49 @@ def pool_up(workers: int) -> str:
 
     name = f"flyte-bench-{uuid.uuid4().hex[:6]}"
     spec = {"resources": {"infra": "slurm/localcluster", "cpus": "1+"}, "pool": {"workers": workers}}
-    sky.get(jobs.pool_apply(sky.Task.from_yaml_config(spec), name, mode=serve_utils.UpdateMode.ROLLING))
-    while not str((sky.get(jobs.pool_status([name])) or [{}])[0].get("status")).endswith("READY"):
-        time.sleep(5)
+    started = time.monotonic()
+    _patient(jobs.pool_apply, sky.Task.from_yaml_config(spec), name, mode=serve_utils.UpdateMode.ROLLING)
+    while not _all_ready(_patient(jobs.pool_status, [name]), workers):  # warm: every worker, not the first
+        time.sleep(10)
+    print(f"pool {name}: {workers} workers READY in {time.monotonic() - started:.0f} s", flush=True)
     return name
 
 
-def main(n: int, workers: int) -> None:
+def _all_ready(records: list, workers: int) -> bool:
+    replicas = records[0].get("replica_info", []) if records else []
+    return len(replicas) == workers and all(str(r["status"]).endswith("READY") for r in replicas)
+
+
+def drain(pool: str, cancel: bool = False) -> None:
+    """Until no job is left on the pool (each run starts with every worker idle)."""
+    from sky import jobs
+
+    if cancel:
+        _patient(jobs.cancel, pool=pool)
+    while any(not r["status"].is_terminal() for r in _patient(jobs.queue_v2, refresh=False, all_users=True,
+                                                               fields=["status", "pool"])[0] if r["pool"] == pool):
+        time.sleep(5)
+
+
+def main(n: int, pool_arg: str) -> None:
     import sky
     from sky import jobs
 
-    pool = pool_up(workers)
+    given = None if pool_arg.isdigit() else pool_arg
+    pool = given or pool_up(int(pool_arg) or n)
+    replicas = _patient(jobs.pool_status, [pool])[0]["replica_info"]
+    workers = sum(str(r["status"]).endswith("READY") for r in replicas)
     try:
-        batched, alone = fan_out(n, pool, True), fan_out(n, pool, False)
+        batched = fan_out(n, pool, True)
+        print("batched:", batched, flush=True)
+        drain(pool)
+        alone = fan_out(n, pool, False)
+        print("one each:", alone, flush=True)
     finally:  # a pool with jobs on it is not taken down
-        sky.get(jobs.cancel(pool=pool))
-        while any(not r["status"].is_terminal() for r in sky.get(jobs.queue_v2(
-                refresh=False, all_users=True, fields=["status", "pool"]))[0] if r["pool"] == pool):
-            time.sleep(5)
-        sky.get(jobs.pool_down([pool], purge=True))
-    print(f"{n} subtasks on a warm pool of {workers} workers (SkyPilot {sky.__version__}, the local bed)")
+        drain(pool, cancel=True)
+        if not given:
+            _patient(jobs.pool_down, [pool], purge=True)
+    print(f"{n} subtasks on a warm pool of {workers} READY workers (SkyPilot {sky.__version__}, the local bed)")
     print(f"{'':28} {'batched':>9} {'one each':>9} {'ratio':>7}")
     for key, label in [("requests", "launch requests"), ("created", "all CreateTasks returned s"),
                        ("exists", "every job has an id s"), ("running", "all RUNNING (or done) s"),
@@ -93,4 +131,4 @@ def main(n: int, workers: int) -> None:
 
 
 if __name__ == "__main__":
-    main(int(sys.argv[1]) if len(sys.argv) > 1 else 16, int(sys.argv[2]) if len(sys.argv) > 2 else 2)
+    main(int(sys.argv[1]) if len(sys.argv) > 1 else 16, sys.argv[2] if len(sys.argv) > 2 else "0")
