@@ -1,14 +1,15 @@
 """A fan-out launched as one SkyPilot request vs one launch per subtask, side by side, on the real bed.
 
-    eval "$(bash testbed/bed.sh env)"; .venv/bin/python benchmarks/fan_out.py [N] [POOL_WORKERS | POOL_NAME]
+    eval "$(bash testbed/bed.sh env)"; .venv/bin/python benchmarks/fan_out.py [N] [M] [POOL_NAME]
 
-Creates N subtasks of one task as propeller creates a map_task's (one after another), first batched
-(FLYTE_SKYPILOT_BATCH_WINDOW=2), then one launch per subtask (=0), and prints for each: SkyPilot launch
-requests, time until every subtask's job exists (has a job id), until all are RUNNING and until all finish.
-Both run on a warm pool (an existing POOL_NAME, left up, or a new one of POOL_WORKERS workers, default N: one per
-subtask, taken down at the end), where provisioning does not
-dominate: without a pool, the bed's two cores spend minutes provisioning each job's own cluster either way, and
-with fewer workers than subtasks SkyPilot starts the queued jobs in rounds with minutes of backoff between them.
+Creates the subtasks of one task as propeller creates a map_task's (one after another), batched
+(FLYTE_SKYPILOT_BATCH_WINDOW=2) and one launch per subtask (=0), on a warm SkyPilot pool (POOL_NAME, left up; or
+a new one of M workers, taken down at the end), and prints for each:
+- N subtasks (default 16): SkyPilot launch requests, time until every CreateTask returned and until every
+  subtask's job exists (has a job id); then the jobs are cancelled;
+- M subtasks (default 4, one per worker): the same, and time until all are RUNNING and until all SUCCEEDED.
+The bed's two cores are shared by the API server and every cluster: sixteen jobs starting at once on a pool
+pushed its load average to ~100 (each start runs SkyPilot's set-up on the worker), so only M run to the end.
 """
 
 import asyncio
@@ -29,7 +30,7 @@ RUNNING, SUCCEEDED = 2, 3
 FINAL = (3, 4, 5, 8)
 
 
-def fan_out(n: int, pool: str, batched: bool) -> dict:
+def fan_out(n: int, pool: str, batched: bool, to_the_end: bool) -> dict:
     os.environ[settings.BATCH_WINDOW_ENV] = "2" if batched else "0"
     settings.current.cache_clear()
     launches, real_launch = [], sky_api.launch
@@ -43,8 +44,8 @@ def fan_out(n: int, pool: str, batched: bool) -> dict:
             metas.append(loop.run_until_complete(connector.create(template, prefix, None, metadata)))
         created = time.monotonic() - started
         seen, exists, running = {}, None, None
-        while len(seen) < n and time.monotonic() - started < 1800:
-            resources = loop.run_until_complete(asyncio.gather(*(connector.get(m) for m in metas)))
+        while (len(seen) < n if to_the_end else exists is None) and time.monotonic() - started < 1800:
+            resources = loop.run_until_complete(_get_all(connector, metas))
             now = time.monotonic() - started
             if exists is None and all(r.log_links for r in resources):  # a dashboard link: the job has an id
                 exists = now
@@ -52,6 +53,8 @@ def fan_out(n: int, pool: str, batched: bool) -> dict:
                 running = now
             seen.update({i: r.phase for i, r in enumerate(resources) if r.phase in FINAL})
             time.sleep(1)
+        if not to_the_end:
+            return {"requests": len(launches), "created": created, "exists": exists}
         assert all(p == SUCCEEDED for p in seen.values()) and len(seen) == n, seen
         return {"requests": len(launches), "created": created, "exists": exists, "running": running,
                 "finished": time.monotonic() - started}
@@ -70,6 +73,10 @@ def _patient(call, *args, **kwargs):
             print(f"  {call.__name__}: {type(e).__name__}, retrying", flush=True)
             time.sleep(10)
     raise TimeoutError(f"{call.__name__}: the API server did not answer for 5 min")
+
+
+async def _get_all(connector: SkyPilotConnector, metas: list) -> list:
+    return await asyncio.gather(*(connector.get(m) for m in metas))  # as propeller polls: all at once
 
 
 def pool_up(workers: int) -> str:
@@ -103,32 +110,46 @@ def drain(pool: str, cancel: bool = False) -> None:
         time.sleep(5)
 
 
-def main(n: int, pool_arg: str) -> None:
+ROWS = [("requests", "launch requests"), ("created", "all CreateTasks returned s"),
+        ("exists", "every job has an id s"), ("running", "all RUNNING (or done) s"), ("finished", "all SUCCEEDED s")]
+
+
+def side_by_side(title: str, batched: dict, alone: dict) -> None:
+    print(title)
+    print(f"  {'':28} {'batched':>9} {'one each':>9} {'ratio':>7}")
+    for key, label in ROWS:
+        if key in batched:
+            b, a = batched[key], alone[key]
+            print(f"  {label:28} {b:>9.1f} {a:>9.1f} {a / b if b else float('inf'):>6.1f}x")
+
+
+def both(n: int, pool: str, to_the_end: bool) -> tuple:
+    """Batched, then one launch per subtask, each starting with every worker idle."""
+    results = []
+    for batched in (True, False):
+        results.append(fan_out(n, pool, batched, to_the_end))
+        print("batched" if batched else "one each", n, results[-1], flush=True)
+        drain(pool, cancel=not to_the_end)
+    return tuple(results)
+
+
+def main(n: int, m: int, given: str) -> None:
     import sky
     from sky import jobs
 
-    given = None if pool_arg.isdigit() else pool_arg
-    pool = given or pool_up(int(pool_arg) or n)
-    replicas = _patient(jobs.pool_status, [pool])[0]["replica_info"]
-    workers = sum(str(r["status"]).endswith("READY") for r in replicas)
+    pool = given or pool_up(m)
     try:
-        batched = fan_out(n, pool, True)
-        print("batched:", batched, flush=True)
-        drain(pool)
-        alone = fan_out(n, pool, False)
-        print("one each:", alone, flush=True)
+        workers = sum(str(r["status"]).endswith("READY") for r in _patient(jobs.pool_status, [pool])[0]["replica_info"])
+        submitted, ran = both(n, pool, to_the_end=False), both(m, pool, to_the_end=True)
     finally:  # a pool with jobs on it is not taken down
         drain(pool, cancel=True)
         if not given:
             _patient(jobs.pool_down, [pool], purge=True)
-    print(f"{n} subtasks on a warm pool of {workers} READY workers (SkyPilot {sky.__version__}, the local bed)")
-    print(f"{'':28} {'batched':>9} {'one each':>9} {'ratio':>7}")
-    for key, label in [("requests", "launch requests"), ("created", "all CreateTasks returned s"),
-                       ("exists", "every job has an id s"), ("running", "all RUNNING (or done) s"),
-                       ("finished", "all SUCCEEDED s")]:
-        b, a = batched[key], alone[key]
-        print(f"{label:28} {b:>9.1f} {a:>9.1f} {a / b if b else float('inf'):>6.1f}x")
+    where = f"a warm pool of {workers} READY workers (SkyPilot {sky.__version__}, the local bed)"
+    side_by_side(f"{n} subtasks on {where}, cancelled once every job has an id:", *submitted)
+    side_by_side(f"{m} subtasks on {where}, to the end:", *ran)
 
 
 if __name__ == "__main__":
-    main(int(sys.argv[1]) if len(sys.argv) > 1 else 16, sys.argv[2] if len(sys.argv) > 2 else "0")
+    args = sys.argv[1:] + [None] * 3
+    main(int(args[0] or 16), int(args[1] or 4), args[2] or "")
