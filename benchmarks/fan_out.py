@@ -66,7 +66,7 @@ def _patient(call, *args, **kwargs):
     """A pool call through a busy bed's API server: retried while the server does not answer."""
     import sky
 
-    for attempt in range(30):
+    for _ in range(30):
         try:
             return sky.get(call(*args, **kwargs))
         except Exception as e:  # noqa: BLE001 - the bed's API server misses health checks under load
