@@ -3,6 +3,7 @@
 #   bash dev.sh example   set up everything, run examples/hello.py as a real SkyPilot managed job on the local bed
 #   bash dev.sh test      set up everything, run every test (the real-bed ones included)
 #   bash dev.sh setup     only set up: the test bed and .venv
+#   bash dev.sh lint      ruff (lint and format check), codespell, shellcheck (needs only .venv)
 # Extra arguments go to pyflyte run (example) or pytest (test).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")"
@@ -28,16 +29,45 @@ setup() {
   fi
 }
 
+# Phase times: each phase's wall time, printed as it ends (or fails) and added to $PHASES_FILE for .ci/run.
+PHASE=""
+phase_done() {
+  printf 'phase %-22s %5ds  (exit %d)\n' "$PHASE" $((SECONDS - PHASE_T0)) "$1" | tee -a "${PHASES_FILE:-/dev/null}"
+  PHASE=""
+}
+on_exit() {
+  local rc=$?
+  if [ -n "$PHASE" ]; then phase_done "$rc"; fi
+}
+trap on_exit EXIT
+timed() {  # errexit stays on inside: a failing step ends the script, and the trap reports the phase
+  PHASE=$1 PHASE_T0=$SECONDS
+  shift
+  "$@"
+  phase_done 0
+}
+
+lint() {
+  [ -x .venv/bin/ruff ] || quiet .venv/bin/pip install --disable-pip-version-check -c constraints.txt -e '.[test]'
+  .venv/bin/ruff check .
+  .venv/bin/ruff format --check .
+  .venv/bin/codespell
+  git ls-files -z '*.sh' .ci/run testbed/shims/curl testbed/shims/uv | xargs -0 .venv/bin/shellcheck
+}
+
 cmd=${1:-}
 shift || true
 case "$cmd" in
   setup) setup;;
+  lint)
+    [ -x .venv/bin/python ] || quiet /usr/bin/python3 -m venv .venv
+    timed lint lint;;
   example)
     setup
     eval "$(bash testbed/bed.sh env)"
     cd examples && exec ../.venv/bin/pyflyte run hello.py hello_wf --name skypilot --times 2 "$@";;
   test)
-    setup
+    timed setup setup
     eval "$(bash testbed/bed.sh env)"
     # tests that need the bed to themselves (marker alone) run one by one, after the others; a -m selection
     # applies to both runs, and a run it leaves empty (pytest's exit code 5) is no failure
@@ -49,7 +79,7 @@ case "$cmd" in
       esac
     done
     phase() { .venv/bin/python -m pytest -m "${sel:+($sel) and }$1" "${@:2}" "${args[@]}" || [ $? = 5 ]; }
-    phase "not alone"
-    phase alone -n 0;;
-  *) echo "usage: bash dev.sh example|test|setup [args]" >&2; exit 2;;
+    timed "tests (side by side)" phase "not alone"
+    timed "tests (alone)" phase alone -n 0;;
+  *) echo "usage: bash dev.sh example|test|setup|lint [args]" >&2; exit 2;;
 esac

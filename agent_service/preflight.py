@@ -31,10 +31,14 @@ def connector_checks(address: str) -> List[Check]:
         try:
             answer = health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(), timeout=10)
         except grpc.RpcError as e:
-            raise RuntimeError(f"no gRPC answer at {address} ({e.code().name}): is `python -m agent_service` "
-                               "(pyflyte serve connector) running there, and the address right?") from None
+            raise RuntimeError(
+                f"no gRPC answer at {address} ({e.code().name}): is `python -m agent_service` "
+                "(pyflyte serve connector) running there, and the address right?"
+            ) from None
         if answer.status != health_pb2.HealthCheckResponse.SERVING:
-            raise RuntimeError(f"the connector at {address} is {health_pb2.HealthCheckResponse.ServingStatus.Name(answer.status)}")
+            raise RuntimeError(
+                f"the connector at {address} is {health_pb2.HealthCheckResponse.ServingStatus.Name(answer.status)}"
+            )
         return f"{address} SERVING"
 
     def task_type() -> str:
@@ -44,8 +48,10 @@ def connector_checks(address: str) -> List[Check]:
         agents = AgentMetadataServiceStub(channel).ListAgents(ListAgentsRequest(), timeout=10).agents
         types = sorted({c.name for a in agents for c in a.supported_task_categories})
         if "skypilot" not in types:
-            raise RuntimeError(f"the connector serves {types}, not `skypilot`: install flytekitplugins-skypilot "
-                               "in the connector's image")
+            raise RuntimeError(
+                f"the connector serves {types}, not `skypilot`: install flytekitplugins-skypilot "
+                "in the connector's image"
+            )
         return f"task types {types}"
 
     return [("connector answers gRPC health", health), ("connector serves the `skypilot` task type", task_type)]
@@ -58,21 +64,27 @@ def api_server_checks(infra_hint: str = "") -> List[Check]:
             raise RuntimeError(f"the API server at {sky_api.endpoint()} is {info['status']}")
         server, client = str(info["version"]), str(info["client_version"])
         if server.split(".")[:2] != client.split(".")[:2]:
-            raise RuntimeError(f"the API server runs SkyPilot {server}, the connector's client {client}: use the "
-                               "same minor version on both (SkyPilot supports only limited skew)")
+            raise RuntimeError(
+                f"the API server runs SkyPilot {server}, the connector's client {client}: use the "
+                "same minor version on both (SkyPilot supports only limited skew)"
+            )
         return f"{sky_api.endpoint()}: SkyPilot {server} (client {client}, API {info['api_version']})"
 
     def infras() -> str:
         names = sky_api.enabled_infras()  # authenticated: a refused token fails here
         if not names:
-            raise RuntimeError("the API server has no enabled infra: run `sky check` on it with credentials "
-                               "for a cloud, Kubernetes or Slurm")
+            raise RuntimeError(
+                "the API server has no enabled infra: run `sky check` on it with credentials "
+                "for a cloud, Kubernetes or Slurm"
+            )
         if infra_hint and not any(infra_hint.lower().startswith(n.lower().split("/")[0]) for n in names):
             raise RuntimeError(f"{infra_hint} is not among the enabled infras {names}")
         return f"the token is accepted; enabled infras: {', '.join(names)}"
 
-    return [("SkyPilot API server reachable, compatible", reachable),
-            ("API server accepts the credentials and can launch", infras)]
+    return [
+        ("SkyPilot API server reachable, compatible", reachable),
+        ("API server accepts the credentials and can launch", infras),
+    ]
 
 
 def job_check(address: str, infra: str) -> Check:
@@ -101,7 +113,9 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--connector", default="127.0.0.1:8000", help="host:port of the connector's gRPC service")
     parser.add_argument("--run-job", action="store_true", help="also run a tiny managed job through the connector")
-    parser.add_argument("--infra", default="", help='where the job runs, e.g. "slurm/mycluster" (default: SkyPilot picks)')
+    parser.add_argument(
+        "--infra", default="", help='where the job runs, e.g. "slurm/mycluster" (default: SkyPilot picks)'
+    )
     args = parser.parse_args(argv)
     checks = connector_checks(args.connector) + api_server_checks(args.infra)
     if args.run_job:

@@ -9,8 +9,12 @@ from pydantic import BaseModel, Field, ValidationError
 from flytekitplugins.skypilot.settings import ConnectorSettings
 
 TOKEN_SECRET = "SKYPILOT_SERVICE_ACCOUNT_TOKEN"  # a connector secret: env _FSEC_<NAME> or /etc/secrets/<name>
-_SERVING_ENV = {"port": "CONNECTOR_PORT", "prometheus_port": "CONNECTOR_PROMETHEUS_PORT",
-                "workers": "CONNECTOR_WORKERS", "log_level": "CONNECTOR_LOG_LEVEL"}
+_SERVING_ENV = {
+    "port": "CONNECTOR_PORT",
+    "prometheus_port": "CONNECTOR_PROMETHEUS_PORT",
+    "workers": "CONNECTOR_WORKERS",
+    "log_level": "CONNECTOR_LOG_LEVEL",
+}
 
 
 class ServiceSettings(BaseModel):
@@ -25,13 +29,17 @@ class ServiceSettings(BaseModel):
     def from_env(cls) -> "ServiceSettings":
         connector = ConnectorSettings.from_env()
         if connector.endpoint is None:
-            raise ValueError("SKYPILOT_API_SERVER_ENDPOINT is not set: give the URL of your SkyPilot API server "
-                             "(the connector never starts one of its own)")
+            raise ValueError(
+                "SKYPILOT_API_SERVER_ENDPOINT is not set: give the URL of your SkyPilot API server "
+                "(the connector never starts one of its own)"
+            )
         values = {k: os.environ[env] for k, env in _SERVING_ENV.items() if os.environ.get(env)}
         try:
             return cls(connector=connector, has_token=service_account_token() is not None, **values)
         except ValidationError as e:
-            problems = "; ".join(f"{_SERVING_ENV.get(err['loc'][0], err['loc'][0])}: {err['msg']}" for err in e.errors())
+            problems = "; ".join(
+                f"{_SERVING_ENV.get(err['loc'][0], err['loc'][0])}: {err['msg']}" for err in e.errors()
+            )
             raise ValueError(f"Invalid connector service settings: {problems}") from None
 
 

@@ -9,7 +9,12 @@ from flyteidl.core.execution_pb2 import TaskExecution
 from flyteidl.service.agent_pb2_grpc import AsyncAgentServiceStub
 from flytekit.configuration import ImageConfig, SerializationSettings
 from flytekit.models.core.identifier import (
-    Identifier, NodeExecutionIdentifier, ResourceType, TaskExecutionIdentifier, WorkflowExecutionIdentifier)
+    Identifier,
+    NodeExecutionIdentifier,
+    ResourceType,
+    TaskExecutionIdentifier,
+    WorkflowExecutionIdentifier,
+)
 from flytekit.models.task import TaskExecutionMetadata
 from flytekit.tools.translator import get_serializable
 
@@ -27,18 +32,26 @@ def run_smoke_job(address: str, infra: str = "", timeout_s: float = 900.0) -> st
     run_id = f"preflight-{uuid.uuid4().hex[:8]}"
     tid = TaskExecutionIdentifier(
         task_id=Identifier(ResourceType.TASK, "preflight", "development", "preflight", "v1"),
-        node_execution_id=NodeExecutionIdentifier("n0", WorkflowExecutionIdentifier("preflight", "development", run_id)),
+        node_execution_id=NodeExecutionIdentifier(
+            "n0", WorkflowExecutionIdentifier("preflight", "development", run_id)
+        ),
         retry_attempt=0,
     )
     meta = TaskExecutionMetadata(tid, "preflight-development", {}, {}, "default", {}, None)
     stub = AsyncAgentServiceStub(grpc.insecure_channel(address))
-    created = _as_propeller(stub.CreateTask, CreateTaskRequest(
-        template=template.to_flyte_idl(), output_prefix=f"s3://unused/{run_id}",  # the echo job writes nothing
-        task_execution_metadata=meta.to_flyte_idl()))
+    created = _as_propeller(
+        stub.CreateTask,
+        CreateTaskRequest(
+            template=template.to_flyte_idl(),
+            output_prefix=f"s3://unused/{run_id}",  # the echo job writes nothing
+            task_execution_metadata=meta.to_flyte_idl(),
+        ),
+    )
     deadline, started = time.monotonic() + timeout_s, time.monotonic()
     while time.monotonic() < deadline:
-        resource = _as_propeller(stub.GetTask, GetTaskRequest(task_category=CATEGORY,
-                                                              resource_meta=created.resource_meta)).resource
+        resource = _as_propeller(
+            stub.GetTask, GetTaskRequest(task_category=CATEGORY, resource_meta=created.resource_meta)
+        ).resource
         if resource.phase in _TERMINAL:
             if resource.phase != TaskExecution.SUCCEEDED:
                 raise RuntimeError(f"the job ended {TaskExecution.Phase.Name(resource.phase)}: {resource.message}")

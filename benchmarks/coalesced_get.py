@@ -46,13 +46,18 @@ def main(sizes):
     ids = known_job_ids()
     if not ids:
         sys.exit("no managed jobs in the queue: run `bash dev.sh example` first")
-    print(f"{'N':>4} | {'per-task s':>10} {'calls':>6} | {'coalesced s':>11} {'calls':>6} | {'time ratio':>10} {'call ratio':>10}")
+    print(
+        f"{'N':>4} | {'per-task s':>10} {'calls':>6} | {'coalesced s':>11} {'calls':>6} | "
+        f"{'time ratio':>10} {'call ratio':>10}"
+    )
     for n in sizes:
         job_ids = [ids[i % len(ids)] for i in range(n)]
         t_naive, c_naive = timed(naive, job_ids)
         t_ours, c_ours = timed(coalesced, job_ids)
-        print(f"{n:>4} | {t_naive:>10.2f} {c_naive:>6} | {t_ours:>11.2f} {c_ours:>6} | "
-              f"{t_naive / t_ours:>9.1f}x {c_naive / c_ours:>9.1f}x")
+        print(
+            f"{n:>4} | {t_naive:>10.2f} {c_naive:>6} | {t_ours:>11.2f} {c_ours:>6} | "
+            f"{t_naive / t_ours:>9.1f}x {c_naive / c_ours:>9.1f}x"
+        )
 
 
 if __name__ == "__main__":

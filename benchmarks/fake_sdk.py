@@ -23,8 +23,14 @@ from sky.server.requests.requests import RequestStatus
 
 # Seconds per call, from the bed (p50s): queue_v2 is the expensive one and serialises server-side.
 LATENCY = {"launch": 0.16, "api_status": 0.05, "get": 0.05, "queue_v2": 0.4, "cancel": 0.1, "api_cancel": 0.1}
-_REAL = {"launch": jobs.launch, "queue_v2": jobs.queue_v2, "api_status": sky.api_status, "get": sky.get,
-         "cancel": jobs.cancel, "api_cancel": sky.api_cancel}
+_REAL = {
+    "launch": jobs.launch,
+    "queue_v2": jobs.queue_v2,
+    "api_status": sky.api_status,
+    "get": sky.get,
+    "cancel": jobs.cancel,
+    "api_cancel": sky.api_cancel,
+}
 
 
 class FakeApiServer:
@@ -40,11 +46,17 @@ class FakeApiServer:
 
     def sdk(self) -> SimpleNamespace:
         """The SDK surface the connector's gateway (sky_api) uses, with the real exceptions."""
-        fake_sky = SimpleNamespace(api_status=self._call("api_status"), get=self._call("get"),
-                                   api_cancel=self._call("api_cancel"), __version__=sky.__version__,
-                                   Task=sky.Task, Dag=sky.Dag)  # offline parts: the real ones
-        fake_jobs = SimpleNamespace(launch=self._call("launch"), queue_v2=self._call("queue_v2"),
-                                    cancel=self._call("cancel"))
+        fake_sky = SimpleNamespace(
+            api_status=self._call("api_status"),
+            get=self._call("get"),
+            api_cancel=self._call("api_cancel"),
+            __version__=sky.__version__,
+            Task=sky.Task,
+            Dag=sky.Dag,
+        )  # offline parts: the real ones
+        fake_jobs = SimpleNamespace(
+            launch=self._call("launch"), queue_v2=self._call("queue_v2"), cancel=self._call("cancel")
+        )
         return SimpleNamespace(sky=fake_sky, jobs=fake_jobs, exceptions=exceptions)
 
     def _call(self, name: str):
@@ -81,10 +93,21 @@ class FakeApiServer:
                 continue
             done = request["kind"] != "launch" or time.monotonic() - request["at"] >= self.launch_seconds
             status = RequestStatus.SUCCEEDED if done else RequestStatus.RUNNING
-            out.append(payloads.RequestPayload(request_id=request_id, name=f"jobs.{request['kind']}", entrypoint="",
-                                               request_body="", status=status.value, created_at=request["at"],
-                                               user_id="bench", return_value="", error="", pid=None,
-                                               schedule_type="short"))
+            out.append(
+                payloads.RequestPayload(
+                    request_id=request_id,
+                    name=f"jobs.{request['kind']}",
+                    entrypoint="",
+                    request_body="",
+                    status=status.value,
+                    created_at=request["at"],
+                    user_id="bench",
+                    return_value="",
+                    error="",
+                    pid=None,
+                    schedule_type="short",
+                )
+            )
         return out
 
     def _get(self, request_id):
@@ -103,9 +126,18 @@ class FakeApiServer:
     def _record(self, job_id: int) -> responses.ManagedJobRecord:
         job = self._jobs[job_id]
         age = time.monotonic() - job["at"]
-        status = ManagedJobStatus.PENDING if age < 2 else ManagedJobStatus.STARTING if age < 5 else ManagedJobStatus.RUNNING
-        return responses.ManagedJobRecord(job_id=job_id, job_name=job["name"], status=status, recovery_count=0,
-                                          infra="Fake (bench)", cloud="Fake", job_duration=age)
+        status = (
+            ManagedJobStatus.PENDING if age < 2 else ManagedJobStatus.STARTING if age < 5 else ManagedJobStatus.RUNNING
+        )
+        return responses.ManagedJobRecord(
+            job_id=job_id,
+            job_name=job["name"],
+            status=status,
+            recovery_count=0,
+            infra="Fake (bench)",
+            cloud="Fake",
+            job_duration=age,
+        )
 
     def _queue_v2(self, refresh, job_ids=None, **_):
         return self._request(kind="queue_v2", job_ids=list(job_ids or []))

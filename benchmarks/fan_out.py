@@ -35,7 +35,11 @@ def fan_out(n: int, pool: str, batched: bool, to_the_end: bool) -> dict:
     settings.current.cache_clear()
     launches, real_launch = [], sky_api.launch
     sky_api.launch = lambda *a, **k: launches.append(k.get("num_jobs", 1)) or real_launch(*a, **k)
-    connector, execution, loop = SkyPilotConnector(task_type_version=1), f"e{uuid.uuid4().hex[:10]}", asyncio.new_event_loop()
+    connector, execution, loop = (
+        SkyPilotConnector(task_type_version=1),
+        f"e{uuid.uuid4().hex[:10]}",
+        asyncio.new_event_loop(),
+    )
     started, metas = time.monotonic(), []
     try:
         for i in range(n):
@@ -56,8 +60,13 @@ def fan_out(n: int, pool: str, batched: bool, to_the_end: bool) -> dict:
         if not to_the_end:
             return {"requests": len(launches), "created": created, "exists": exists}
         assert all(p == SUCCEEDED for p in seen.values()) and len(seen) == n, seen
-        return {"requests": len(launches), "created": created, "exists": exists, "running": running,
-                "finished": time.monotonic() - started}
+        return {
+            "requests": len(launches),
+            "created": created,
+            "exists": exists,
+            "running": running,
+            "finished": time.monotonic() - started,
+        }
     finally:
         sky_api.launch = real_launch
 
@@ -105,13 +114,21 @@ def drain(pool: str, cancel: bool = False) -> None:
 
     if cancel:
         _patient(jobs.cancel, pool=pool)
-    while any(not r["status"].is_terminal() for r in _patient(jobs.queue_v2, refresh=False, all_users=True,
-                                                               fields=["status", "pool"])[0] if r["pool"] == pool):
+    while any(
+        not r["status"].is_terminal()
+        for r in _patient(jobs.queue_v2, refresh=False, all_users=True, fields=["status", "pool"])[0]
+        if r["pool"] == pool
+    ):
         time.sleep(5)
 
 
-ROWS = [("requests", "launch requests"), ("created", "all CreateTasks returned s"),
-        ("exists", "every job has an id s"), ("running", "all RUNNING (or done) s"), ("finished", "all SUCCEEDED s")]
+ROWS = [
+    ("requests", "launch requests"),
+    ("created", "all CreateTasks returned s"),
+    ("exists", "every job has an id s"),
+    ("running", "all RUNNING (or done) s"),
+    ("finished", "all SUCCEEDED s"),
+]
 
 
 def side_by_side(title: str, batched: dict, alone: dict) -> None:

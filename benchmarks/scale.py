@@ -3,16 +3,16 @@
     .venv/bin/python benchmarks/scale.py [N ...]        (default: 100 1000; no API server needed)
 
 For each N: CreateTask for N tasks (10 at a time, as the connector's gRPC workers take them), then four
-propeller-like cycles of GetTask for every task at once, 5 s apart; the last two (every launch settled) count. Prints our way (the shared poll) beside the naive way
-(one queue_v2 per GetTask) in one run: SkyPilot calls per minute (naive: per 30 s propeller cycle, one per
-task), GetTask p50 / p99 in steady state, and the
-connector process's memory. The naive way is run up to N=100 (its queue_v2 calls serialise on the server) and
+propeller-like cycles of GetTask for every task at once, 5 s apart; the last two (every launch settled) count.
+Prints our way (the shared poll) beside the naive way (one queue_v2 per GetTask) in one run: SkyPilot calls per
+minute (naive: per 30 s propeller cycle, one per task), GetTask p50 / p99 in steady state, and the connector
+process's memory. The naive way is run up to N=100 (its queue_v2 calls serialise on the server) and
 projected beyond from the same replayed latency.
 """
 
 import asyncio
-import statistics
 import os
+import statistics
 import sys
 import tempfile
 import time
@@ -23,10 +23,14 @@ from types import SimpleNamespace
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from fake_sdk import LATENCY, FakeApiServer  # noqa: E402
-
 from flytekit.configuration import ImageConfig, SerializationSettings  # noqa: E402
 from flytekit.models.core.identifier import (  # noqa: E402
-    Identifier, NodeExecutionIdentifier, ResourceType, TaskExecutionIdentifier, WorkflowExecutionIdentifier)
+    Identifier,
+    NodeExecutionIdentifier,
+    ResourceType,
+    TaskExecutionIdentifier,
+    WorkflowExecutionIdentifier,
+)
 from flytekit.models.task import TaskExecutionMetadata  # noqa: E402
 from flytekit.tools.translator import get_serializable  # noqa: E402
 
@@ -47,9 +51,11 @@ def install(server: FakeApiServer) -> None:
 def metadata(i: int) -> TaskExecutionMetadata:
     tid = TaskExecutionIdentifier(
         task_id=Identifier(ResourceType.TASK, "bench", "development", "bench.task", "v1"),
-        node_execution_id=NodeExecutionIdentifier(f"n{i}", WorkflowExecutionIdentifier("bench", "development",
-                                                                                         f"e{uuid.uuid4().hex[:8]}")),
-        retry_attempt=0)
+        node_execution_id=NodeExecutionIdentifier(
+            f"n{i}", WorkflowExecutionIdentifier("bench", "development", f"e{uuid.uuid4().hex[:8]}")
+        ),
+        retry_attempt=0,
+    )
     return TaskExecutionMetadata(tid, "bench-development", {}, {}, "default", {}, None)
 
 
@@ -70,6 +76,7 @@ async def timed_gets(get, metas):
         started = time.monotonic()
         await get(meta)
         return time.monotonic() - started
+
     return await asyncio.gather(*(one(m) for m in metas))
 
 
@@ -79,8 +86,11 @@ def run_ours(n: int):
     tracker_module.TRACKER = tracker = tracker_module.Tracker(max_age=5.0)
     connector_module.TRACKER = tracker
     connector = connector_module.SkyPilotConnector()
-    template = get_serializable({}, SerializationSettings(image_config=ImageConfig.auto_default_image()),
-                                SkyPilotYamlTask("bench", {"run": "true"})).template
+    template = get_serializable(
+        {},
+        SerializationSettings(image_config=ImageConfig.auto_default_image()),
+        SkyPilotYamlTask("bench", {"run": "true"}),
+    ).template
     runs = os.environ["FLYTE_SKYPILOT_SHARED_DIR"] = tempfile.mkdtemp(prefix="scale-")  # launch records go here
     create = lambda i: asyncio.run(connector.create(template, f"{runs}/{i}", None, metadata(i)))  # noqa: E731
     with ThreadPoolExecutor(10) as pool:
@@ -104,10 +114,12 @@ def run_naive(n: int):
     install(server)
     job_ids = [sky_api.launched_job_id(sky_api.launch(None, f"naive-{i}")) for i in range(n)]
     with ThreadPoolExecutor(64) as pool:
+
         def one(job_id):
             started = time.monotonic()
             sky_api.queue([job_id])
             return time.monotonic() - started
+
         latencies = list(pool.map(one, job_ids))
     return n, statistics.median(latencies), pct(latencies, 0.99)
 
@@ -118,8 +130,10 @@ def _ratio(naive_s: float, ours_s: float) -> str:
 
 def main(sizes):
     print(f"replayed latencies (s): {LATENCY}")
-    print(f"{'N':>5} | {'naive/min':>11} {'p50 s':>7} {'p99 s':>7} | {'ours/min':>10} {'p50 s':>7} {'p99 s':>7} "
-          f"{'RSS MB':>7} | {'calls ratio':>11} {'p99 ratio':>9}")
+    print(
+        f"{'N':>5} | {'naive/min':>11} {'p50 s':>7} {'p99 s':>7} | {'ours/min':>10} {'p50 s':>7} {'p99 s':>7} "
+        f"{'RSS MB':>7} | {'calls ratio':>11} {'p99 ratio':>9}"
+    )
     for n in sizes:
         calls, p50, p99, rss = run_ours(n)
         if n <= NAIVE_MAX:
@@ -129,8 +143,10 @@ def main(sizes):
         else:  # serialised queue_v2 calls: the last of N waits for all of them
             n_calls, n_p50, n_p99 = 2 * n, LATENCY["queue_v2"] * n / 2, LATENCY["queue_v2"] * n
             label = " (naive projected)"
-        print(f"{n:>5} | {n_calls:>11} {n_p50:>7.2f} {n_p99:>7.2f} | {calls:>10} {p50:>7.3f} {p99:>7.3f} {rss:>7.0f} | "
-              f"{n_calls / max(calls, 1):>10.0f}x {_ratio(n_p99, p99):>9}{label}")
+        print(
+            f"{n:>5} | {n_calls:>11} {n_p50:>7.2f} {n_p99:>7.2f} | {calls:>10} {p50:>7.3f} {p99:>7.3f} {rss:>7.0f} | "
+            f"{n_calls / max(calls, 1):>10.0f}x {_ratio(n_p99, p99):>9}{label}"
+        )
 
 
 if __name__ == "__main__":

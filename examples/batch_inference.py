@@ -12,8 +12,11 @@ from flytekit import map_task, task, workflow
 from flytekitplugins.skypilot import SkyPilot
 
 
-@task(task_config=SkyPilot(accelerators="L4:1", use_spot=True, job_recovery="FAILOVER"),
-      container_image="nvcr.io/nvidia/pytorch:24.05-py3", retries=2)
+@task(
+    task_config=SkyPilot(accelerators="L4:1", use_spot=True, job_recovery="FAILOVER"),
+    container_image="nvcr.io/nvidia/pytorch:24.05-py3",
+    retries=2,
+)
 def score_shard(shard: int) -> float:
     """Scores one shard of the dataset on this job's GPU (a stand-in for loading a model and a shard)."""
     import torch

@@ -17,7 +17,7 @@ from flytekit import task, workflow
 
 from flytekitplugins.skypilot import SkyPilot, node_info
 
-TRAIN = '''
+TRAIN = """
 import torch, torch.distributed as dist
 dist.init_process_group("nccl")
 rank, world = dist.get_rank(), dist.get_world_size()
@@ -30,20 +30,31 @@ for _ in range(int(__import__("sys").argv[1]) * 100):
 if rank == 0:
     print(f"LOSS {loss.item():.6f} WORLD {world}")
 dist.destroy_process_group()
-'''
+"""
 
 
-@task(task_config=SkyPilot(accelerators="H100:8", num_nodes=2, network_tier="best"),
-      container_image="nvcr.io/nvidia/pytorch:24.05-py3")
+@task(
+    task_config=SkyPilot(accelerators="H100:8", num_nodes=2, network_tier="best"),
+    container_image="nvcr.io/nvidia/pytorch:24.05-py3",
+)
 def train(epochs: int) -> str:
     node = node_info()
     script = Path(tempfile.mkdtemp()) / "train_ddp.py"
     script.write_text(TRAIN)
     out = subprocess.run(
-        ["torchrun", f"--nnodes={os.environ['WORLD_SIZE']}", f"--node_rank={os.environ['NODE_RANK']}",
-         f"--nproc_per_node={node.gpus_per_node}", f"--master_addr={os.environ['MASTER_ADDR']}",
-         f"--master_port={os.environ['MASTER_PORT']}", str(script), str(epochs)],
-        capture_output=True, text=True, check=True,
+        [
+            "torchrun",
+            f"--nnodes={os.environ['WORLD_SIZE']}",
+            f"--node_rank={os.environ['NODE_RANK']}",
+            f"--nproc_per_node={node.gpus_per_node}",
+            f"--master_addr={os.environ['MASTER_ADDR']}",
+            f"--master_port={os.environ['MASTER_PORT']}",
+            str(script),
+            str(epochs),
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
     ).stdout
     sys.stdout.write(out)
     return next((line for line in out.splitlines() if line.startswith("LOSS")), "no result on this node")

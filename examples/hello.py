@@ -17,7 +17,8 @@ INFRA = os.environ.get("SKYPILOT_INFRA", "slurm/localcluster")
 @task(task_config=SkyPilot(infra=INFRA, cpus="1+", on_host=True))
 def greet(name: str, times: int) -> str:
     host = socket.gethostname()
-    return f"{' '.join([f'hello {name}'] * times)} (from SkyPilot managed job {os.environ.get('SKYPILOT_TASK_ID', '?')} on {host})"
+    job = os.environ.get("SKYPILOT_TASK_ID", "?")
+    return f"{' '.join([f'hello {name}'] * times)} (from SkyPilot managed job {job} on {host})"
 
 
 @workflow

@@ -21,7 +21,10 @@ eval_model = SkyPilotYamlTask(
     outputs={"score": float, "report": FlyteFile},
 )
 
-Evaluation = NamedTuple("Evaluation", [("score", float), ("report", FlyteFile)])
+
+class Evaluation(NamedTuple):
+    score: float
+    report: FlyteFile
 
 
 @workflow

@@ -171,8 +171,9 @@ EOF
     server_env sky api start >"$RUN/api_start.log" 2>&1 || { cat "$RUN/api_start.log"; exit 1; }
   fi
   server_env sky check slurm >"$RUN/sky_check.log" 2>&1 || true
-  grep -q "localcluster" "$RUN/sky_check.log" && grep -qi "enabled" "$RUN/sky_check.log" \
-    || { cat "$RUN/sky_check.log"; exit 1; }
+  if ! grep -q "localcluster" "$RUN/sky_check.log" || ! grep -qi "enabled" "$RUN/sky_check.log"; then
+    cat "$RUN/sky_check.log"; exit 1
+  fi
 }
 
 up() {

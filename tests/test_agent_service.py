@@ -18,8 +18,9 @@ HADOLINT = Path(sys.executable).parent / "hadolint"
 
 
 def test_dockerfile_passes_hadolint():
-    result = subprocess.run([str(HADOLINT), "--failure-threshold", "info", str(ROOT / "Dockerfile.agent")],
-                            capture_output=True, text=True)
+    result = subprocess.run(
+        [str(HADOLINT), "--failure-threshold", "info", str(ROOT / "Dockerfile.agent")], capture_output=True, text=True
+    )
     assert result.returncode == 0, result.stdout + result.stderr
 
 
@@ -30,7 +31,9 @@ def test_manifests_validate_against_kubernetes_schemas(path):
 
 
 def test_manifests_agree_with_each_other_and_with_the_settings():
-    docs = {d["kind"]: d for p in MANIFESTS if p.name != "kustomization.yaml" for d in yaml.safe_load_all(p.read_text())}
+    docs = {
+        d["kind"]: d for p in MANIFESTS if p.name != "kustomization.yaml" for d in yaml.safe_load_all(p.read_text())
+    }
     listed = yaml.safe_load((ROOT / "agent_service" / "k8s" / "kustomization.yaml").read_text())["resources"]
     assert sorted(listed) == sorted(p.name for p in MANIFESTS if p.name != "kustomization.yaml")
     pod = docs["Deployment"]["spec"]["template"]["spec"]
@@ -54,20 +57,39 @@ def test_manifests_agree_with_each_other_and_with_the_settings():
     assert propeller["tasks"]["task-plugins"]["default-for-task-types"]["skypilot"] == "connector-service"
 
 
-@pytest.mark.parametrize("env, error", [
-    ({}, "SKYPILOT_API_SERVER_ENDPOINT is not set"),
-    ({"SKYPILOT_API_SERVER_ENDPOINT": "skypilot:46580"}, "is not a URL: use http(s)://"),
-    ({"SKYPILOT_API_SERVER_ENDPOINT": "http://s:1", "FLYTE_SKYPILOT_POLL_INTERVAL": "0.1"},
-     "FLYTE_SKYPILOT_POLL_INTERVAL: Input should be greater than or equal to 1"),
-    ({"SKYPILOT_API_SERVER_ENDPOINT": "http://s:1", "FLYTE_SKYPILOT_OUTAGE_DEADLINE": "soon"},
-     "FLYTE_SKYPILOT_OUTAGE_DEADLINE: Input should be a valid number"),
-    ({"SKYPILOT_API_SERVER_ENDPOINT": "http://s:1", "CONNECTOR_WORKERS": "0"}, "CONNECTOR_WORKERS: Input should be"),
-    ({"SKYPILOT_API_SERVER_ENDPOINT": "http://s:1", "CONNECTOR_LOG_LEVEL": "LOUD"}, "CONNECTOR_LOG_LEVEL: Input should be"),
-])
+@pytest.mark.parametrize(
+    "env, error",
+    [
+        ({}, "SKYPILOT_API_SERVER_ENDPOINT is not set"),
+        ({"SKYPILOT_API_SERVER_ENDPOINT": "skypilot:46580"}, "is not a URL: use http(s)://"),
+        (
+            {"SKYPILOT_API_SERVER_ENDPOINT": "http://s:1", "FLYTE_SKYPILOT_POLL_INTERVAL": "0.1"},
+            "FLYTE_SKYPILOT_POLL_INTERVAL: Input should be greater than or equal to 1",
+        ),
+        (
+            {"SKYPILOT_API_SERVER_ENDPOINT": "http://s:1", "FLYTE_SKYPILOT_OUTAGE_DEADLINE": "soon"},
+            "FLYTE_SKYPILOT_OUTAGE_DEADLINE: Input should be a valid number",
+        ),
+        (
+            {"SKYPILOT_API_SERVER_ENDPOINT": "http://s:1", "CONNECTOR_WORKERS": "0"},
+            "CONNECTOR_WORKERS: Input should be",
+        ),
+        (
+            {"SKYPILOT_API_SERVER_ENDPOINT": "http://s:1", "CONNECTOR_LOG_LEVEL": "LOUD"},
+            "CONNECTOR_LOG_LEVEL: Input should be",
+        ),
+    ],
+)
 def test_bad_settings_stop_start_up_naming_the_variable(env, error):
     clean = {k: v for k, v in os.environ.items() if not k.startswith(("SKYPILOT_API", "FLYTE_SKYPILOT_", "CONNECTOR_"))}
-    result = subprocess.run([sys.executable, "-m", "agent_service"], cwd=ROOT, env={**clean, **env},
-                            capture_output=True, text=True, timeout=120)
+    result = subprocess.run(
+        [sys.executable, "-m", "agent_service"],
+        cwd=ROOT,
+        env={**clean, **env},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert result.returncode != 0 and error in result.stderr, result.stderr
 
 
@@ -81,8 +103,14 @@ def test_token_comes_from_the_connector_secret_and_is_never_printed(monkeypatch)
 
 def test_preflight_fails_each_check_with_its_fix_when_nothing_answers():
     env = {**os.environ, "SKYPILOT_API_SERVER_ENDPOINT": "http://127.0.0.1:9", "SKYPILOT_DISABLE_LOCAL_API_SERVER": "1"}
-    result = subprocess.run([sys.executable, "-m", "agent_service.preflight", "--connector", "127.0.0.1:9"],
-                            cwd=ROOT, env=env, capture_output=True, text=True, timeout=180)
+    result = subprocess.run(
+        [sys.executable, "-m", "agent_service.preflight", "--connector", "127.0.0.1:9"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
     lines = [line for line in result.stdout.splitlines() if line.startswith(("PASS", "FAIL"))]
     assert result.returncode == 4 and len(lines) == 4 and all(line.startswith("FAIL") for line in lines), result.stdout
     assert "no gRPC answer at 127.0.0.1:9" in lines[0] and "is `python -m agent_service`" in lines[0]
@@ -95,10 +123,20 @@ def test_preflight_names_the_token_when_the_api_server_refuses_the_credentials(t
     server = subprocess.Popen([sys.executable, "-c", REFUSER], stdout=subprocess.PIPE, text=True)
     try:
         port = int(server.stdout.readline())
-        env = {**os.environ, "SKYPILOT_API_SERVER_ENDPOINT": f"http://127.0.0.1:{port}",
-               "SKYPILOT_SERVICE_ACCOUNT_TOKEN": "sky_wrong_token", "SKYPILOT_DISABLE_LOCAL_API_SERVER": "1"}
-        result = subprocess.run([sys.executable, "-m", "agent_service.preflight", "--connector", "127.0.0.1:9"],
-                                cwd=ROOT, env=env, capture_output=True, text=True, timeout=180)
+        env = {
+            **os.environ,
+            "SKYPILOT_API_SERVER_ENDPOINT": f"http://127.0.0.1:{port}",
+            "SKYPILOT_SERVICE_ACCOUNT_TOKEN": "sky_wrong_token",
+            "SKYPILOT_DISABLE_LOCAL_API_SERVER": "1",
+        }
+        result = subprocess.run(
+            [sys.executable, "-m", "agent_service.preflight", "--connector", "127.0.0.1:9"],
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=180,
+        )
     finally:
         server.kill()
     api_lines = [line for line in result.stdout.splitlines() if line.startswith(("PASS", "FAIL"))][2:]

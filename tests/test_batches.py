@@ -12,14 +12,20 @@ from flytekit.tools.translator import get_serializable
 
 from flytekitplugins.skypilot import SkyPilotConnector, batches, settings
 
-CONFIG = {"name": "flyte-e1-n0-0-0-abc", "run": "pyflyte-execute --inputs s3://b/0/inputs.pb",
-          "resources": {"infra": "slurm", "cpus": "1+"}, "envs": {"FLYTE_FAIL_ON_ERROR": "true"}}
+CONFIG = {
+    "name": "flyte-e1-n0-0-0-abc",
+    "run": "pyflyte-execute --inputs s3://b/0/inputs.pb",
+    "resources": {"infra": "slurm", "cpus": "1+"},
+    "envs": {"FLYTE_FAIL_ON_ERROR": "true"},
+}
 
 
 def test_subtasks_of_one_fan_out_share_a_batch_and_a_retry_starts_another():
     first = batches.batch_key(execution_metadata("e1", "n0-0-0", 0), CONFIG)
-    sibling = batches.batch_key(execution_metadata("e1", "n0-0-1", 0),
-                                {**CONFIG, "name": "flyte-e1-n0-0-1-def", "run": "pyflyte-execute --inputs s3://b/1"})
+    sibling = batches.batch_key(
+        execution_metadata("e1", "n0-0-1", 0),
+        {**CONFIG, "name": "flyte-e1-n0-0-1-def", "run": "pyflyte-execute --inputs s3://b/1"},
+    )
     assert first is not None and first == sibling  # only the command (and job name) differ
     assert batches.batch_key(execution_metadata("e1", "n0-0-0", 1), CONFIG) != first  # a retry: a new attempt
     assert batches.batch_key(execution_metadata("e2", "n0-0-0", 0), CONFIG) != first  # another execution
@@ -51,8 +57,9 @@ def test_map_task_subtasks_reach_the_connector(monkeypatch):
     monkeypatch.syspath_prepend(str(Path(__file__).resolve().parents[1] / "examples"))
     example = importlib.import_module("batch_inference")
     entities = OrderedDict()
-    get_serializable(entities, SerializationSettings(image_config=ImageConfig.auto_default_image()),
-                     example.batch_inference_wf)
+    get_serializable(
+        entities, SerializationSettings(image_config=ImageConfig.auto_default_image()), example.batch_inference_wf
+    )
     [subtask] = [e.template for k, e in entities.items() if type(k).__name__ == "ArrayNodeMapTask"]
     # propeller asks for the connector of the subtask template's type and version
     connector = ConnectorRegistry.get_connector(subtask.type, subtask.task_type_version)

@@ -25,8 +25,11 @@ from flytekitplugins.skypilot import SkyPilot, SkyPilotFunctionTask
         ({"any_of": [{"cpus": 2}], "ordered": [{"cpus": 4}]}, "ordered", "use one of them"),
         ({"priority": 5000}, "priority", "less than or equal to 1000"),
         ({"secrets": ["hf token"]}, "secrets", "names of the connector's secrets"),
-        ({"file_mounts": {"/d": {"source": "s3://bkt/sub/dir", "mode": "MOUNT"}}}, "file_mounts",
-         "mount the bucket (s3://bkt) and use sub/dir inside it"),
+        (
+            {"file_mounts": {"/d": {"source": "s3://bkt/sub/dir", "mode": "MOUNT"}}},
+            "file_mounts",
+            "mount the bucket (s3://bkt) and use sub/dir inside it",
+        ),
         ({"disk_tier": "fastest"}, "disk_tier", "'low', 'medium', 'high', 'ultra' or 'best'"),
         ({"job_recovery": {"max_restarts_on_errors": -1}}, "job_recovery", "less than the minimum of 0"),
         ({"any_of": [{"cpu": 2}]}, "any_of", "did you mean 'cpus'"),
@@ -51,8 +54,16 @@ def test_bad_config_fails_when_the_task_is_declared():
 def test_config_is_skypilot_task_yaml_in_template_custom():
     @task(
         task_config=SkyPilot(
-            infra="aws/us-east-1", cpus="4+", memory=16, accelerators="H100:8", disk_size=256,
-            use_spot=True, num_nodes=2, envs={"A": "1"}, setup="pip list", pool="p1",
+            infra="aws/us-east-1",
+            cpus="4+",
+            memory=16,
+            accelerators="H100:8",
+            disk_size=256,
+            use_spot=True,
+            num_nodes=2,
+            envs={"A": "1"},
+            setup="pip list",
+            pool="p1",
         ),
         container_image="ghcr.io/acme/train:1",
     )
@@ -66,8 +77,14 @@ def test_config_is_skypilot_task_yaml_in_template_custom():
     assert template.custom == {
         "task": {
             "num_nodes": 2,
-            "resources": {"infra": "aws/us-east-1", "cpus": "4+", "memory": 16, "accelerators": "H100:8",
-                          "disk_size": 256, "use_spot": True},
+            "resources": {
+                "infra": "aws/us-east-1",
+                "cpus": "4+",
+                "memory": 16,
+                "accelerators": "H100:8",
+                "disk_size": 256,
+                "use_spot": True,
+            },
             "envs": {"A": "1"},
             "setup": "pip list",
         },
@@ -82,8 +99,13 @@ def test_config_is_skypilot_task_yaml_in_template_custom():
 
 YAML_TASK = {
     "name": "train",
-    "resources": {"infra": "aws/us-east-1", "accelerators": {"H100": 8}, "use_spot": True,
-                  "job_recovery": {"strategy": "FAILOVER", "max_restarts_on_errors": 2}, "disk_size": 512},
+    "resources": {
+        "infra": "aws/us-east-1",
+        "accelerators": {"H100": 8},
+        "use_spot": True,
+        "job_recovery": {"strategy": "FAILOVER", "max_restarts_on_errors": 2},
+        "disk_size": 512,
+    },
     "num_nodes": 2,
     "envs": {"EPOCHS": "3"},
     "secrets": {"HF_TOKEN": None},
@@ -97,9 +119,16 @@ def test_from_yaml_gives_the_same_config_as_the_fields(tmp_path):
     path = tmp_path / "task.yaml"
     path.write_text(__import__("yaml").safe_dump(YAML_TASK))
     expected = SkyPilot(
-        infra="aws/us-east-1", accelerators={"H100": 8}, use_spot=True, disk_size=512,
-        job_recovery={"strategy": "FAILOVER", "max_restarts_on_errors": 2}, num_nodes=2, envs={"EPOCHS": "3"},
-        secrets=["HF_TOKEN"], file_mounts={"/data": "s3://bkt"}, setup="pip install -r requirements.txt",
+        infra="aws/us-east-1",
+        accelerators={"H100": 8},
+        use_spot=True,
+        disk_size=512,
+        job_recovery={"strategy": "FAILOVER", "max_restarts_on_errors": 2},
+        num_nodes=2,
+        envs={"EPOCHS": "3"},
+        secrets=["HF_TOKEN"],
+        file_mounts={"/data": "s3://bkt"},
+        setup="pip install -r requirements.txt",
         config={"kubernetes": {"pod_config": {"spec": {"runtimeClassName": "nvidia"}}}},
     )
     assert SkyPilot.from_yaml(path) == expected == SkyPilot.from_yaml(YAML_TASK)

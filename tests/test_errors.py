@@ -12,8 +12,14 @@ PYFLYTE = str(Path(sys.executable).parent / "pyflyte")
 def run_example(**env) -> str:
     full_env = {**os.environ, "COLUMNS": "400", **env}
     full_env = {k: v for k, v in full_env.items() if v is not None}
-    result = subprocess.run([PYFLYTE, "run", EXAMPLE.name, "hello_wf"], cwd=EXAMPLE.parent, env=full_env,
-                            capture_output=True, text=True, timeout=120)
+    result = subprocess.run(
+        [PYFLYTE, "run", EXAMPLE.name, "hello_wf"],
+        cwd=EXAMPLE.parent,
+        env=full_env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert result.returncode != 0
     return result.stdout + result.stderr
 

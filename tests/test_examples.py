@@ -29,6 +29,9 @@ def test_example_tasks_translate(path, monkeypatch, tmp_path):
         if isinstance(t, SkyPilotYamlTask):
             assert built.run == template.custom["task"]["run"]  # the YAML's own command, unchanged
             continue
-        assert ("exec pyflyte-execute " in built.run) if t.task_config.num_nodes > 1 else (
-            built.run.startswith("pyflyte-execute "))
+        assert (
+            ("exec pyflyte-execute " in built.run)
+            if t.task_config.num_nodes > 1
+            else (built.run.startswith("pyflyte-execute "))
+        )
         assert built.num_nodes == t.task_config.num_nodes

@@ -19,8 +19,10 @@ def test_the_tail_drops_skypilots_prefixes_and_masks_the_tasks_secret_values(mon
     monkeypatch.setattr(sky_api, "log_tail", lambda job_id, lines: LOG)
     tail = job_log.failure_tail(7, ["HF_TOKEN", "NOT_GIVEN"])
     # flytekit's report of the user's error is left out: the message has that error from error.pb
-    assert tail == ("last lines of the job's log:\nstep 1\ntoken is ********\n"
-                    "srun: error: vm: task 0: Exited with exit code 1\nERROR: Job 1 failed with return code list: [1]")
+    assert tail == (
+        "last lines of the job's log:\nstep 1\ntoken is ********\n"
+        "srun: error: vm: task 0: Exited with exit code 1\nERROR: Job 1 failed with return code list: [1]"
+    )
 
 
 def test_a_slow_log_is_waited_for_on_a_later_get_and_fetched_once(monkeypatch):

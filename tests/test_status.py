@@ -36,11 +36,18 @@ def test_terminal_statuses_are_terminal_phases_and_others_are_not():
 
 
 def test_failure_message_carries_skypilots_reason_and_where_the_job_is():
-    phase, message = job_phase({"job_id": 7, "job_name": "j", "status": "FAILED",
-                                "failure_reason": "Job exited with exit code 1 (user program failure)."})
+    phase, message = job_phase(
+        {
+            "job_id": 7,
+            "job_name": "j",
+            "status": "FAILED",
+            "failure_reason": "Job exited with exit code 1 (user program failure).",
+        }
+    )
     assert "managed job 7 (j)" in message and "exit code 1" in message
-    _, running = job_phase({"job_id": 7, "job_name": "j", "status": "RUNNING", "infra": "Slurm (localcluster)",
-                            "recovery_count": 2})
+    _, running = job_phase(
+        {"job_id": 7, "job_name": "j", "status": "RUNNING", "infra": "Slurm (localcluster)", "recovery_count": 2}
+    )
     assert "running on Slurm (localcluster)" in running and "recovered 2 time(s)" in running
     assert "outside Flyte" in job_phase({"status": "CANCELLED"})[1]
 
@@ -54,9 +61,19 @@ def test_launch_request_phases():
 
 def test_a_waiting_job_says_what_it_waits_for_in_skypilots_words():
     record = {"job_id": 7, "job_name": "j", "status": "PENDING", "details": "Job is in backoff"}
-    assert job_phase(record)[1] == "SkyPilot managed job 7 (j): queued in SkyPilot's managed-jobs queue (Job is in backoff)"
-    record = {"job_id": 7, "job_name": "j", "status": "RECOVERING", "recovery_count": 2, "details": "Waiting for resources"}
-    assert job_phase(record)[1].endswith("recovering (relaunching after a preemption or failure), recovered 2 time(s) "
-                                         "(Waiting for resources)")
+    assert (
+        job_phase(record)[1]
+        == "SkyPilot managed job 7 (j): queued in SkyPilot's managed-jobs queue (Job is in backoff)"
+    )
+    record = {
+        "job_id": 7,
+        "job_name": "j",
+        "status": "RECOVERING",
+        "recovery_count": 2,
+        "details": "Waiting for resources",
+    }
+    assert job_phase(record)[1].endswith(
+        "recovering (relaunching after a preemption or failure), recovered 2 time(s) (Waiting for resources)"
+    )
     done = {"job_id": 7, "job_name": "j", "status": "SUCCEEDED", "details": "stale"}
     assert "stale" not in job_phase(done)[1]

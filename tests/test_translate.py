@@ -13,7 +13,9 @@ from flytekit.tools.translator import get_serializable
 from flytekitplugins.skypilot import NodeInfo, SkyPilot, node_info
 from flytekitplugins.skypilot.translate import sky_task, task_yaml
 
-SETTINGS = SerializationSettings(image_config=ImageConfig(default_image=Image(name="d", fqn="ghcr.io/acme/app", tag="7")))
+SETTINGS = SerializationSettings(
+    image_config=ImageConfig(default_image=Image(name="d", fqn="ghcr.io/acme/app", tag="7"))
+)
 
 
 def _template(config: SkyPilot, **task_kwargs):
@@ -40,13 +42,15 @@ def _same(a: sky.Task, b: sky.Task) -> None:
 def test_container_task_runs_the_task_image_and_command():
     template = _template(SkyPilot(cpus=2, memory="8+", infra="k8s/ctx"), environment={"E": "e"})
     built = sky_task(task_yaml(template, "flyte-job"))
-    expected = sky.Task.from_yaml_config({
-        "name": "flyte-job",
-        "run": shlex.join(template.container.args),
-        "envs": {"E": "e", "FLYTE_FAIL_ON_ERROR": "true"},
-        "num_nodes": 1,
-        "resources": {"infra": "k8s/ctx", "cpus": 2, "memory": "8+", "image_id": "docker:ghcr.io/acme/app:7"},
-    })
+    expected = sky.Task.from_yaml_config(
+        {
+            "name": "flyte-job",
+            "run": shlex.join(template.container.args),
+            "envs": {"E": "e", "FLYTE_FAIL_ON_ERROR": "true"},
+            "num_nodes": 1,
+            "resources": {"infra": "k8s/ctx", "cpus": 2, "memory": "8+", "image_id": "docker:ghcr.io/acme/app:7"},
+        }
+    )
     _same(built, expected)
     assert built.run.startswith("pyflyte-execute ")
     assert built.envs["FLYTE_FAIL_ON_ERROR"] == "true"
@@ -72,24 +76,50 @@ def test_on_host_task_has_no_image_and_user_envs_cannot_disable_fail_on_error():
         (SkyPilot(infra="slurm/localcluster", cpus="1+"), {"infra": "slurm/localcluster", "cpus": "1+"}),
         (SkyPilot(image_id="docker:python:3.11"), {"image_id": "docker:python:3.11"}),
         (SkyPilot(accelerators=["H100:8", "A100-80GB:8"]), {"accelerators": ["H100:8", "A100-80GB:8"]}),
-        (SkyPilot(accelerators="tpu-v5e-8", accelerator_args={"runtime_version": "v2-alpha-tpuv5-lite"}),
-         {"accelerators": "tpu-v5e-8", "accelerator_args": {"runtime_version": "v2-alpha-tpuv5-lite"}}),
-        (SkyPilot(cloud="gcp", region="us-central1", zone="us-central1-a"),
-         {"cloud": "gcp", "region": "us-central1", "zone": "us-central1-a"}),
-        (SkyPilot(instance_type="p5.48xlarge", disk_tier="high", network_tier="best"),
-         {"instance_type": "p5.48xlarge", "disk_tier": "high", "network_tier": "best"}),
-        (SkyPilot(labels={"team": "ml"}, ports=[8080], max_hourly_cost=12.5),
-         {"labels": {"team": "ml"}, "ports": [8080], "max_hourly_cost": 12.5}),
-        (SkyPilot(use_spot=True, job_recovery={"strategy": "EAGER_NEXT_REGION", "max_restarts_on_errors": 3,
-                                               "recover_on_exit_codes": [33]}),
-         {"use_spot": True, "job_recovery": {"strategy": "EAGER_NEXT_REGION", "max_restarts_on_errors": 3,
-                                             "recover_on_exit_codes": [33]}}),
+        (
+            SkyPilot(accelerators="tpu-v5e-8", accelerator_args={"runtime_version": "v2-alpha-tpuv5-lite"}),
+            {"accelerators": "tpu-v5e-8", "accelerator_args": {"runtime_version": "v2-alpha-tpuv5-lite"}},
+        ),
+        (
+            SkyPilot(cloud="gcp", region="us-central1", zone="us-central1-a"),
+            {"cloud": "gcp", "region": "us-central1", "zone": "us-central1-a"},
+        ),
+        (
+            SkyPilot(instance_type="p5.48xlarge", disk_tier="high", network_tier="best"),
+            {"instance_type": "p5.48xlarge", "disk_tier": "high", "network_tier": "best"},
+        ),
+        (
+            SkyPilot(labels={"team": "ml"}, ports=[8080], max_hourly_cost=12.5),
+            {"labels": {"team": "ml"}, "ports": [8080], "max_hourly_cost": 12.5},
+        ),
+        (
+            SkyPilot(
+                use_spot=True,
+                job_recovery={
+                    "strategy": "EAGER_NEXT_REGION",
+                    "max_restarts_on_errors": 3,
+                    "recover_on_exit_codes": [33],
+                },
+            ),
+            {
+                "use_spot": True,
+                "job_recovery": {
+                    "strategy": "EAGER_NEXT_REGION",
+                    "max_restarts_on_errors": 3,
+                    "recover_on_exit_codes": [33],
+                },
+            },
+        ),
         (SkyPilot(job_recovery="FAILOVER"), {"job_recovery": "FAILOVER"}),
         (SkyPilot(priority=100, priority_class="high"), {"priority": 100, "priority_class": "high"}),
-        (SkyPilot(any_of=[{"infra": "aws", "accelerators": "A100:8"}, {"infra": "gcp", "accelerators": "H100:8"}]),
-         {"any_of": [{"infra": "aws", "accelerators": "A100:8"}, {"infra": "gcp", "accelerators": "H100:8"}]}),
-        (SkyPilot(ordered=[{"infra": "k8s"}, {"infra": "aws", "use_spot": True}]),
-         {"ordered": [{"infra": "k8s"}, {"infra": "aws", "use_spot": True}]}),
+        (
+            SkyPilot(any_of=[{"infra": "aws", "accelerators": "A100:8"}, {"infra": "gcp", "accelerators": "H100:8"}]),
+            {"any_of": [{"infra": "aws", "accelerators": "A100:8"}, {"infra": "gcp", "accelerators": "H100:8"}]},
+        ),
+        (
+            SkyPilot(ordered=[{"infra": "k8s"}, {"infra": "aws", "use_spot": True}]),
+            {"ordered": [{"infra": "k8s"}, {"infra": "aws", "use_spot": True}]},
+        ),
     ],
 )
 def test_each_field_matches_skypilots_own_yaml(config, yaml_resources):
@@ -97,8 +127,13 @@ def test_each_field_matches_skypilots_own_yaml(config, yaml_resources):
     built = sky_task(task_yaml(template, "j"))
     resources = {"image_id": "docker:ghcr.io/acme/app:7", **yaml_resources}
     expected = sky.Task.from_yaml_config(
-        {"name": "j", "run": shlex.join(template.container.args), "num_nodes": 1, "resources": resources,
-         "envs": {"FLYTE_FAIL_ON_ERROR": "true"}}
+        {
+            "name": "j",
+            "run": shlex.join(template.container.args),
+            "num_nodes": 1,
+            "resources": resources,
+            "envs": {"FLYTE_FAIL_ON_ERROR": "true"},
+        }
     )
     _same(built, expected)
 
@@ -113,22 +148,52 @@ def test_numbers_survive_protobuf():
 @pytest.mark.parametrize(
     "config, yaml_task",
     [
-        (SkyPilot(file_mounts={"/data": "s3://bkt/prefix", "/ckpt": {"source": "gs://ckpt-bucket", "mode": "MOUNT_CACHED"}}),
-         {"file_mounts": {"/data": "s3://bkt/prefix", "/ckpt": {"source": "gs://ckpt-bucket", "mode": "MOUNT_CACHED"}}}),
-        (SkyPilot(config={"kubernetes": {"pod_config": {"spec": {"runtimeClassName": "nvidia"}}}},
-                  kueue_local_queue="team-a"),
-         {"config": {"kubernetes": {"pod_config": {"spec": {"runtimeClassName": "nvidia"}},
-                                    "kueue": {"local_queue_name": "team-a"}}}}),
-        (SkyPilot(config={"slurm": {"sbatch_options": {"account": "ml"}}}),
-         {"config": {"slurm": {"sbatch_options": {"account": "ml"}}}}),
+        (
+            SkyPilot(
+                file_mounts={
+                    "/data": "s3://bkt/prefix",
+                    "/ckpt": {"source": "gs://ckpt-bucket", "mode": "MOUNT_CACHED"},
+                }
+            ),
+            {
+                "file_mounts": {
+                    "/data": "s3://bkt/prefix",
+                    "/ckpt": {"source": "gs://ckpt-bucket", "mode": "MOUNT_CACHED"},
+                }
+            },
+        ),
+        (
+            SkyPilot(
+                config={"kubernetes": {"pod_config": {"spec": {"runtimeClassName": "nvidia"}}}},
+                kueue_local_queue="team-a",
+            ),
+            {
+                "config": {
+                    "kubernetes": {
+                        "pod_config": {"spec": {"runtimeClassName": "nvidia"}},
+                        "kueue": {"local_queue_name": "team-a"},
+                    }
+                }
+            },
+        ),
+        (
+            SkyPilot(config={"slurm": {"sbatch_options": {"account": "ml"}}}),
+            {"config": {"slurm": {"sbatch_options": {"account": "ml"}}}},
+        ),
     ],
 )
 def test_task_level_fields_match_skypilots_own_yaml(config, yaml_task):
     template = _template(config)
     built = sky_task(task_yaml(template, "j"))
     expected = sky.Task.from_yaml_config(
-        {"name": "j", "run": shlex.join(template.container.args), "num_nodes": 1,
-         "resources": {"image_id": "docker:ghcr.io/acme/app:7"}, "envs": {"FLYTE_FAIL_ON_ERROR": "true"}, **yaml_task}
+        {
+            "name": "j",
+            "run": shlex.join(template.container.args),
+            "num_nodes": 1,
+            "resources": {"image_id": "docker:ghcr.io/acme/app:7"},
+            "envs": {"FLYTE_FAIL_ON_ERROR": "true"},
+            **yaml_task,
+        }
     )
     _same(built, expected)
 
@@ -143,11 +208,18 @@ def test_multi_node_run_exports_torch_variables_and_sends_other_nodes_outputs_as
     assert built.num_nodes == 2
     # Run the job's command as SkyPilot would on node `rank`, with `exec` landing on a recorder.
     recorder = tmp_path / "pyflyte-execute"
-    recorder.write_text('#!/bin/sh\necho "$MASTER_ADDR $MASTER_PORT $WORLD_SIZE $NODE_RANK $RANK"\n'
-                        'while [ "$1" != --output-prefix ]; do shift; done; echo "$2"\n')
+    recorder.write_text(
+        '#!/bin/sh\necho "$MASTER_ADDR $MASTER_PORT $WORLD_SIZE $NODE_RANK $RANK"\n'
+        'while [ "$1" != --output-prefix ]; do shift; done; echo "$2"\n'
+    )
     recorder.chmod(0o755)
-    env = {"PATH": f"{tmp_path}:/usr/bin:/bin", "SKYPILOT_NODE_RANK": rank, "SKYPILOT_NUM_NODES": "2",
-           "SKYPILOT_NODE_IPS": "10.0.0.5\n10.0.0.6", **built.envs}
+    env = {
+        "PATH": f"{tmp_path}:/usr/bin:/bin",
+        "SKYPILOT_NODE_RANK": rank,
+        "SKYPILOT_NUM_NODES": "2",
+        "SKYPILOT_NODE_IPS": "10.0.0.5\n10.0.0.6",
+        **built.envs,
+    }
     out = subprocess.run(["bash", "-c", built.run], env=env, capture_output=True, text=True, check=True).stdout
     assert out.split("\n")[:2] == [f"10.0.0.5 1234 2 {rank} {rank}", prefix]
 

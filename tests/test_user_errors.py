@@ -16,14 +16,17 @@ def error_pb(directory, kind, message="boom"):
 
 
 def decide(prefix, num_nodes=1):
-    return user_errors.phase_and_message(TaskExecution.RETRYABLE_FAILED, "job 7: the task failed", str(prefix),
-                                         num_nodes)
+    return user_errors.phase_and_message(
+        TaskExecution.RETRYABLE_FAILED, "job 7: the task failed", str(prefix), num_nodes
+    )
 
 
 def test_a_recoverable_user_error_is_retried_and_any_other_is_not(tmp_path):
     error_pb(tmp_path / "a", RECOVERABLE, "try again")
-    assert decide(tmp_path / "a") == (TaskExecution.RETRYABLE_FAILED,
-                                      "job 7: the task failed\n[RECOVERABLE] USER:ValueError: try again")
+    assert decide(tmp_path / "a") == (
+        TaskExecution.RETRYABLE_FAILED,
+        "job 7: the task failed\n[RECOVERABLE] USER:ValueError: try again",
+    )
     error_pb(tmp_path / "b", NON_RECOVERABLE)
     phase, message = decide(tmp_path / "b")
     assert phase == TaskExecution.FAILED and message.endswith("[NON_RECOVERABLE] USER:ValueError: boom")

@@ -5,14 +5,13 @@ from pathlib import Path
 
 import pytest
 import sky
-from flytekit import FlyteFile
+from flytekit import FlyteContextManager, FlyteFile
 from flytekit.configuration import Image, ImageConfig, SerializationSettings
+from flytekit.core.type_engine import TypeEngine
 from flytekit.models.literals import LiteralMap
 from flytekit.models.task import TaskTemplate
 from flytekit.tools.translator import get_serializable
 from flytekit.types.directory import FlyteDirectory
-from flytekit.core.type_engine import TypeEngine
-from flytekit import FlyteContextManager
 
 from flytekitplugins.skypilot import SkyPilotYamlTask
 from flytekitplugins.skypilot.translate import sky_task, task_yaml
@@ -44,7 +43,8 @@ def test_inputs_set_the_yamls_envs_as_skypilots_own_env_overrides(tmp_path):
     template = _template(train)
     built = sky_task(task_yaml(template, "flyte-j", {"HF_TOKEN": "hf-value-9f3"}, _inputs(train, epochs=7, lr=0.5)))
     expected = sky.Task.from_yaml_config(
-        {**YAML, "name": "flyte-j", "secrets": {"HF_TOKEN": "hf-value-9f3"}}, env_overrides=[("EPOCHS", "7"), ("LR", "0.5")]
+        {**YAML, "name": "flyte-j", "secrets": {"HF_TOKEN": "hf-value-9f3"}},
+        env_overrides=[("EPOCHS", "7"), ("LR", "0.5")],
     )
     config = lambda t: {k: v for k, v in t.to_yaml_config().items() if k != "_user_specified_yaml"}  # noqa: E731
     assert config(built) == config(expected)
@@ -55,8 +55,12 @@ def test_inputs_set_the_yamls_envs_as_skypilots_own_env_overrides(tmp_path):
 
 def test_a_yaml_file_with_outputs_gets_an_output_dir_on_the_shared_prefix(tmp_path, monkeypatch):
     monkeypatch.setenv("FLYTE_SKYPILOT_SHARED_DIR", str(tmp_path))
-    task = SkyPilotYamlTask("eval", ROOT / "examples" / "eval.sky.yaml", inputs={"model": str, "samples": int},
-                            outputs={"score": float, "report": FlyteFile})
+    task = SkyPilotYamlTask(
+        "eval",
+        ROOT / "examples" / "eval.sky.yaml",
+        inputs={"model": str, "samples": int},
+        outputs={"score": float, "report": FlyteFile},
+    )
     prefix = tmp_path / "run" / "n0"
     config = task_yaml(_template(task), "j", None, _inputs(task, model="m", samples=5), str(prefix))
     assert config["envs"] == {"MODEL": "m", "SAMPLES": "5", "FLYTE_OUTPUT_DIR": str(prefix / "outputs")}
@@ -71,18 +75,23 @@ def test_a_bucket_prefix_is_reached_by_mounting_the_bucket():
         job_output_dir("abfs://container/x")
 
 
-@pytest.mark.parametrize("kwargs, error", [
-    (dict(task={"run": "x", "workdir": "."}), "`workdir:` cannot be part of a YAML task"),
-    (dict(task={"run": "x", "service": {"readiness_probe": "/"}}), "`service:` cannot be part of a YAML task"),
-    (dict(task={"resources": {"cpus": 2}}), "has no `run:`"),
-    (dict(task={"run": "x", "secrets": {"HF_TOKEN": "hf_abc"}}), "carry values"),
-    (dict(task={"run": "x", "envs": {"EPOCHS": 1}}, inputs={"epoch_count": int}),
-     "input 'epoch_count' matches none of the YAML's envs"),
-    (dict(task={"run": "x", "envs": {"LR": None}}), r"envs: \['LR'\] have no value"),
-    (dict(task={"run": "x", "envs": {"CFG": "{}"}}, inputs={"cfg": dict}), "input 'cfg': dict cannot pass"),
-    (dict(task={"run": "x"}, outputs={"losses": list}), "output 'losses': list cannot pass"),
-    (dict(task={"run": "x", "resourcez": {}}), "resourcez"),
-])
+@pytest.mark.parametrize(
+    "kwargs, error",
+    [
+        (dict(task={"run": "x", "workdir": "."}), "`workdir:` cannot be part of a YAML task"),
+        (dict(task={"run": "x", "service": {"readiness_probe": "/"}}), "`service:` cannot be part of a YAML task"),
+        (dict(task={"resources": {"cpus": 2}}), "has no `run:`"),
+        (dict(task={"run": "x", "secrets": {"HF_TOKEN": "hf_abc"}}), "carry values"),
+        (
+            dict(task={"run": "x", "envs": {"EPOCHS": 1}}, inputs={"epoch_count": int}),
+            "input 'epoch_count' matches none of the YAML's envs",
+        ),
+        (dict(task={"run": "x", "envs": {"LR": None}}), r"envs: \['LR'\] have no value"),
+        (dict(task={"run": "x", "envs": {"CFG": "{}"}}, inputs={"cfg": dict}), "input 'cfg': dict cannot pass"),
+        (dict(task={"run": "x"}, outputs={"losses": list}), "output 'losses': list cannot pass"),
+        (dict(task={"run": "x", "resourcez": {}}), "resourcez"),
+    ],
+)
 def test_bad_yaml_tasks_fail_at_declaration_naming_what_to_fix(kwargs, error):
     with pytest.raises((ValueError, TypeError), match=error):
         SkyPilotYamlTask("t", **kwargs)
@@ -97,7 +106,8 @@ def test_outputs_are_read_as_declared(tmp_path):
     literals = read_outputs(str(tmp_path), {"n": "integer", "ok": "boolean", "model": "file", "data": "directory"})
     ctx = FlyteContextManager.current_context()
     values = TypeEngine.literal_map_to_kwargs(
-        ctx, literals, {"n": int, "ok": bool, "model": FlyteFile, "data": FlyteDirectory})
+        ctx, literals, {"n": int, "ok": bool, "model": FlyteFile, "data": FlyteDirectory}
+    )
     assert values["n"] == 42 and values["ok"] is True
     assert Path(values["model"].path).read_text() == "weights"
     with pytest.raises(MissingOutput, match=r"wrote no \$FLYTE_OUTPUT_DIR/score"):

@@ -9,10 +9,17 @@
 """
 
 from .config import SkyPilot
-from .distributed import NodeInfo, node_info
 from .connector import SkyPilotConnector, SkyPilotMetadata
+from .distributed import NodeInfo, node_info
 from .task import SkyPilotFunctionTask
 from .yaml_task import SkyPilotYamlTask
 
-__all__ = ["NodeInfo", "SkyPilot", "SkyPilotConnector", "SkyPilotFunctionTask", "SkyPilotMetadata", "SkyPilotYamlTask",
-           "node_info"]
+__all__ = [
+    "NodeInfo",
+    "SkyPilot",
+    "SkyPilotConnector",
+    "SkyPilotFunctionTask",
+    "SkyPilotMetadata",
+    "SkyPilotYamlTask",
+    "node_info",
+]

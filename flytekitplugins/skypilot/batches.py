@@ -40,8 +40,15 @@ def batch_key(metadata: Optional[TaskExecutionMetadata], config: Dict[str, Any])
     tid = metadata.task_execution_id
     execution = tid.node_execution_id.execution_id
     same = {k: v for k, v in config.items() if k not in ("run", "name")}
-    key = [execution.project, execution.domain, execution.name, tid.task_id.name, tid.task_id.version,
-           tid.retry_attempt, same]
+    key = [
+        execution.project,
+        execution.domain,
+        execution.name,
+        tid.task_id.name,
+        tid.task_id.version,
+        tid.retry_attempt,
+        same,
+    ]
     return hashlib.sha256(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
@@ -73,8 +80,9 @@ class Batches:
         self._by_name: Dict[str, Batch] = {}
         self._launcher: Optional[threading.Thread] = None
 
-    def join(self, key: str, member: str, output_prefix: str, config: Dict[str, Any],
-             pool: Optional[str]) -> Tuple[str, int]:
+    def join(
+        self, key: str, member: str, output_prefix: str, config: Dict[str, Any], pool: Optional[str]
+    ) -> Tuple[str, int]:
         """Adds a subtask to the open batch of its kind; returns (the batch's job name, the subtask's rank)."""
         with self._lock:
             batch = self._open.get(key)
@@ -106,8 +114,11 @@ class Batches:
             time.sleep(_TICK_S)
             window = settings.current().batch_window
             with self._lock:
-                due = [b for b in self._open.values() if not b.closed and
-                       (time.monotonic() - b.last_join >= window or len(b.commands) >= MAX_JOBS)]
+                due = [
+                    b
+                    for b in self._open.values()
+                    if not b.closed and (time.monotonic() - b.last_join >= window or len(b.commands) >= MAX_JOBS)
+                ]
                 for batch in due:
                     batch.closed = True
                 if not any(not b.closed for b in self._open.values()):

@@ -54,19 +54,26 @@ def _cancel(request_id: Optional[str], job_name: str) -> None:
 def cancel_member(request_id: Optional[str], batch_name: str, rank: int) -> None:
     """Cancels one subtask's job of a batched launch, and only it: its siblings share its job name and launch
     request, so neither is cancelled; a request still in flight is left to run and the job cancelled after."""
-    _or_in_background(lambda: _cancel_member(request_id, batch_name, rank), request_id, batch_name, rank,
-                      f"job rank {rank} of {batch_name}")
+    _or_in_background(
+        lambda: _cancel_member(request_id, batch_name, rank),
+        request_id,
+        batch_name,
+        rank,
+        f"job rank {rank} of {batch_name}",
+    )
 
 
-def _or_in_background(cancel_now: Callable[[], None], request_id: Optional[str], job_name: str, rank: int,
-                      what: str) -> None:
+def _or_in_background(
+    cancel_now: Callable[[], None], request_id: Optional[str], job_name: str, rank: int, what: str
+) -> None:
     """Cancels now; if SkyPilot cannot take it, the sweeper keeps at it and the error says so."""
     try:
         cancel_now()
     except sky_api.SkyPilotUnavailable as e:
         _SWEEPER.add(request_id, job_name, rank)
-        raise sky_api.SkyPilotUnavailable(f"{e}; the connector keeps cancelling {what} in the background and a "
-                                          "repeated delete tries again") from None
+        raise sky_api.SkyPilotUnavailable(
+            f"{e}; the connector keeps cancelling {what} in the background and a repeated delete tries again"
+        ) from None
 
 
 def _cancel_member(request_id: Optional[str], batch_name: str, rank: int) -> None:

@@ -20,9 +20,28 @@ _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 # The fields that go under `resources:` in a SkyPilot task YAML, in SkyPilot's own names.
 RESOURCE_FIELDS = (
-    "infra", "cloud", "region", "zone", "instance_type", "cpus", "memory", "accelerators", "accelerator_args",
-    "use_spot", "job_recovery", "disk_size", "disk_tier", "network_tier", "image_id", "ports", "labels",
-    "max_hourly_cost", "priority", "priority_class", "any_of", "ordered",
+    "infra",
+    "cloud",
+    "region",
+    "zone",
+    "instance_type",
+    "cpus",
+    "memory",
+    "accelerators",
+    "accelerator_args",
+    "use_spot",
+    "job_recovery",
+    "disk_size",
+    "disk_tier",
+    "network_tier",
+    "image_id",
+    "ports",
+    "labels",
+    "max_hourly_cost",
+    "priority",
+    "priority_class",
+    "any_of",
+    "ordered",
 )
 _BUCKET_SCHEMES = ("s3://", "gs://", "r2://", "cos://", "oci://", "https://", "az://", "nebius://")
 
@@ -31,14 +50,16 @@ class SkyPilot(BaseModel):
     """How a Flyte task runs as a SkyPilot managed job.
 
     Field names and values are those of SkyPilot's task YAML (`resources:`, `num_nodes`, `envs`, `setup`)
-    and of `sky jobs launch` (`pool`). By default the job runs the task's container image (`image_id="docker:<task image>"`); set
-    `on_host=True` for clusters without a container runtime (e.g. Slurm without Pyxis): the task's command
-    then runs directly on the hosts, which must provide flytekit and the task's code.
+    and of `sky jobs launch` (`pool`). By default the job runs the task's container image
+    (`image_id="docker:<task image>"`); set `on_host=True` for clusters without a container runtime (e.g. Slurm
+    without Pyxis): the task's command then runs directly on the hosts, which must provide flytekit and the task's code.
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    infra: Optional[str] = Field(None, description='Where to run: "aws", "aws/us-east-1", "k8s/<context>", "slurm/<cluster>"')
+    infra: Optional[str] = Field(
+        None, description='Where to run: "aws", "aws/us-east-1", "k8s/<context>", "slurm/<cluster>"'
+    )
     cpus: Union[int, float, str, None] = Field(None, description='vCPUs per node: 4, "4+" (at least 4)')
     memory: Union[int, float, str, None] = Field(None, description='GB per node: 16, "16+", "32GB"')
     accelerators: Union[str, Dict[str, Union[int, float]], List[str], None] = Field(
@@ -54,8 +75,9 @@ class SkyPilot(BaseModel):
     network_tier: Optional[Literal["standard", "best"]] = None
     use_spot: Optional[bool] = None
     job_recovery: Union[str, Dict[str, Any], None] = Field(
-        None, description='"FAILOVER", "EAGER_NEXT_REGION", or {"strategy": ..., "max_restarts_on_errors": 3, '
-        '"recover_on_exit_codes": [33]}'
+        None,
+        description='"FAILOVER", "EAGER_NEXT_REGION", or {"strategy": ..., "max_restarts_on_errors": 3, '
+        '"recover_on_exit_codes": [33]}',
     )
     image_id: Optional[str] = Field(None, description='Overrides the image: "docker:<image>" or a VM image id')
     ports: Union[int, str, List[Union[int, str]], None] = None
@@ -80,8 +102,9 @@ class SkyPilot(BaseModel):
     config: Dict[str, Any] = Field(default_factory=dict, description="SkyPilot per-task config overrides")
     pool: Optional[str] = Field(None, description="Name of an existing SkyPilot pool to run on")
     cluster_name: Optional[str] = Field(
-        None, description="Tasks naming one cluster run on one warm SkyPilot pool of that name, created from the "
-        "first such task's resources if missing and never torn down by the plugin (`sky jobs pool down <name>`)"
+        None,
+        description="Tasks naming one cluster run on one warm SkyPilot pool of that name, created from the "
+        "first such task's resources if missing and never torn down by the plugin (`sky jobs pool down <name>`)",
     )
 
     @field_validator("cpus")
@@ -117,7 +140,7 @@ class SkyPilot(BaseModel):
         try:
             sky_api.check_infra(v)  # SkyPilot's own parser, offline
         except ValueError as e:
-            raise ValueError(f'infra={v!r}: {e} (e.g. "aws/us-east-1", "k8s/my-context", "slurm/mycluster")')
+            raise ValueError(f'infra={v!r}: {e} (e.g. "aws/us-east-1", "k8s/my-context", "slurm/mycluster")') from None
         return v
 
     @field_validator("pool", "cluster_name")
@@ -169,8 +192,15 @@ class SkyPilot(BaseModel):
         if isinstance(data, dict):
             unknown = [k for k in data if k not in cls.model_fields]
             if unknown:
-                hints = [f"{k!r}" + (f" (did you mean {m[0]!r}?)" if (m := difflib.get_close_matches(
-                    k, list(cls.model_fields), 1)) else "") for k in unknown]
+                hints = [
+                    f"{k!r}"
+                    + (
+                        f" (did you mean {m[0]!r}?)"
+                        if (m := difflib.get_close_matches(k, list(cls.model_fields), 1))
+                        else ""
+                    )
+                    for k in unknown
+                ]
                 raise ValueError(f"SkyPilot(...) has no field {', '.join(hints)}")
         return data
 
@@ -216,8 +246,13 @@ class SkyPilot(BaseModel):
         no secret values: the connector adds `secrets:` from the names in `to_custom()`)."""
         resources = {k: getattr(self, k) for k in RESOURCE_FIELDS if getattr(self, k) not in (None, {}, [])}
         task: Dict[str, Any] = {"num_nodes": self.num_nodes}
-        for key, value in (("resources", resources), ("envs", dict(self.envs)), ("setup", self.setup),
-                           ("file_mounts", dict(self.file_mounts)), ("config", self._task_config())):
+        for key, value in (
+            ("resources", resources),
+            ("envs", dict(self.envs)),
+            ("setup", self.setup),
+            ("file_mounts", dict(self.file_mounts)),
+            ("config", self._task_config()),
+        ):
             if value:
                 task[key] = value
         return task
@@ -232,8 +267,13 @@ class SkyPilot(BaseModel):
 
     def to_custom(self) -> Dict[str, Any]:
         """The task template's `custom`: the SkyPilot task YAML, how the command runs, the pool to launch on."""
-        return {"task": self.to_task_yaml(), "on_host": self.on_host, "pool": self.pool,
-                "cluster_name": self.cluster_name, "secrets": list(self.secrets)}
+        return {
+            "task": self.to_task_yaml(),
+            "on_host": self.on_host,
+            "pool": self.pool,
+            "cluster_name": self.cluster_name,
+            "secrets": list(self.secrets),
+        }
 
 
 _NOT_FOR_A_FLYTE_TASK = {
@@ -270,6 +310,6 @@ def _bucket_sub_path(source: str) -> str:
     """The path inside the bucket of a cloud-storage URL ("" for the bucket itself)."""
     for scheme in _BUCKET_SCHEMES:
         if source.startswith(scheme) and scheme != "https://":
-            parts = source[len(scheme):].strip("/").split("/", 1)
+            parts = source[len(scheme) :].strip("/").split("/", 1)
             return parts[1] if len(parts) > 1 else ""
     return ""

@@ -18,8 +18,21 @@ from flytekit.extend.backend.utils import get_connector_secret
 from flytekit.models.literals import LiteralMap
 from flytekit.models.task import TaskExecutionMetadata, TaskTemplate
 
-from . import (batches, cancel, job_log, launch_record, pools, report, settings, shared_fs, sky_api, status, translate,
-               user_errors, yaml_io)
+from . import (
+    batches,
+    cancel,
+    job_log,
+    launch_record,
+    pools,
+    report,
+    settings,
+    shared_fs,
+    sky_api,
+    status,
+    translate,
+    user_errors,
+    yaml_io,
+)
 from .tracker import TRACKER
 
 TASK_TYPE = "skypilot"
@@ -77,22 +90,35 @@ class SkyPilotConnector(AsyncConnectorBase):
         task = translate.sky_task(config)  # SkyPilot's own validation, before anything is launched
         secrets = list(custom.get("secrets") or [])
         if key:  # a fan-out subtask: launched with its siblings as one request
-            batch, rank, request_id = await asyncio.to_thread(self._join_once, name, output_prefix, key, member,
-                                                              custom.get("pool"))
-            return SkyPilotMetadata(batch, request_id or "", output_prefix, sky_api.endpoint(), 1, secrets=secrets,
-                                    batch_rank=rank)
+            batch, rank, request_id = await asyncio.to_thread(
+                self._join_once, name, output_prefix, key, member, custom.get("pool")
+            )
+            return SkyPilotMetadata(
+                batch, request_id or "", output_prefix, sky_api.endpoint(), 1, secrets=secrets, batch_rank=rank
+            )
         submit = functools.partial(self._submit, task, name, custom, pool_yaml)
         # a YAML task without outputs never uses its output prefix (it may not even exist): no record there
         record_at = None if translate.is_yaml_task(task_template) and not custom.get("outputs") else output_prefix
         request_id = await asyncio.to_thread(self._launch_once, name, record_at, submit)
-        return SkyPilotMetadata(name, request_id or "", output_prefix, sky_api.endpoint(), task.num_nodes,
-                                dict(custom.get("outputs") or {}), custom.get("cluster_name") or "", secrets)
+        return SkyPilotMetadata(
+            name,
+            request_id or "",
+            output_prefix,
+            sky_api.endpoint(),
+            task.num_nodes,
+            dict(custom.get("outputs") or {}),
+            custom.get("cluster_name") or "",
+            secrets,
+        )
 
     def _batches(self, template: TaskTemplate) -> bool:
         """Whether this is a map_task subtask that may launch with its siblings (see batches)."""
         custom = template.custom or {}
-        return (self.task_category.version == MAP_TASK_TYPE_VERSION and not custom.get("cluster_name")
-                and not translate.is_yaml_task(template))
+        return (
+            self.task_category.version == MAP_TASK_TYPE_VERSION
+            and not custom.get("cluster_name")
+            and not translate.is_yaml_task(template)
+        )
 
     @staticmethod
     def _submit(task, name: str, custom: Dict, pool_yaml: Dict) -> Optional[str]:
@@ -101,8 +127,9 @@ class SkyPilotConnector(AsyncConnectorBase):
             return pools.LAUNCHES.launch(task, name, cluster, lambda: translate.sky_task(pool_yaml))
         return sky_api.launch(task, name, custom.get("pool"))
 
-    def _launch_once(self, name: str, output_prefix: Optional[str],
-                     submit: Callable[[], Optional[str]]) -> Optional[str]:
+    def _launch_once(
+        self, name: str, output_prefix: Optional[str], submit: Callable[[], Optional[str]]
+    ) -> Optional[str]:
         """Propeller may repeat CreateTask for one attempt (after a timeout, say): launch its job only once."""
         with self._submitting[name]:
             if name not in self._submitted:
@@ -111,8 +138,9 @@ class SkyPilotConnector(AsyncConnectorBase):
                     TRACKER.watch(self._submitted[name])
             return self._submitted[name]
 
-    def _join_once(self, name: str, output_prefix: str, key: str, config: Dict,
-                   pool: Optional[str]) -> Tuple[str, int, Optional[str]]:
+    def _join_once(
+        self, name: str, output_prefix: str, key: str, config: Dict, pool: Optional[str]
+    ) -> Tuple[str, int, Optional[str]]:
         """A subtask joins one batch, however often propeller repeats its CreateTask."""
         with self._submitting[name]:
             if name not in self._joined:
@@ -122,8 +150,10 @@ class SkyPilotConnector(AsyncConnectorBase):
     async def get(self, resource_meta: SkyPilotMetadata, **kwargs) -> Resource:
         outage = TRACKER.outage_seconds()
         if outage > settings.current().outage_deadline:
-            message = (f"SkyPilot has been unreachable for {outage:.0f} s, past the connector's outage deadline "
-                       f"({settings.OUTAGE_DEADLINE_ENV}={settings.current().outage_deadline:.0f}): {TRACKER.unavailable}")
+            message = (
+                f"SkyPilot has been unreachable for {outage:.0f} s, past the connector's outage deadline "
+                f"({settings.OUTAGE_DEADLINE_ENV}={settings.current().outage_deadline:.0f}): {TRACKER.unavailable}"
+            )
             return Resource(phase=TaskExecution.RETRYABLE_FAILED, message=message)
         job_id, record = self._cached(resource_meta)  # the common case: no thread, no waiting
         if record is None:
@@ -182,7 +212,7 @@ class SkyPilotConnector(AsyncConnectorBase):
         if (name, rank) not in self._found:
             ids = sky_api.job_ids_by_name(name)  # a batch's jobs, by rank: its job ids ascend with the ranks
             if len(ids) <= max(rank, 0):
-                message = ("the connector restarted before this task's job was launched; a retry launches it")
+                message = "the connector restarted before this task's job was launched; a retry launches it"
                 return None, Resource(TaskExecution.RETRYABLE_FAILED, message)
             self._found[(name, rank)] = ids[rank] if rank >= 0 else ids[-1]
         return self._found[(name, rank)], None
@@ -206,9 +236,13 @@ def _deferred(meta: SkyPilotMetadata):
 def _before_launch(meta: SkyPilotMetadata, pending) -> Resource:
     if meta.batch_rank >= 0:
         if pending.error:
-            return Resource(TaskExecution.RETRYABLE_FAILED, f"SkyPilot did not take this fan-out's launch: {pending.error}")
-        message = (f"launching with the other subtasks of this fan-out as one SkyPilot request "
-                   f"({len(pending.commands)} so far, as job rank {meta.batch_rank})")
+            return Resource(
+                TaskExecution.RETRYABLE_FAILED, f"SkyPilot did not take this fan-out's launch: {pending.error}"
+            )
+        message = (
+            f"launching with the other subtasks of this fan-out as one SkyPilot request "
+            f"({len(pending.commands)} so far, as job rank {meta.batch_rank})"
+        )
         return Resource(TaskExecution.INITIALIZING, _outage(message))
     if pending.error:
         return Resource(TaskExecution.FAILED, f"SkyPilot pool {meta.cluster_name!r}: {pending.error}")
@@ -223,7 +257,9 @@ def _job_of(launch, rank: int) -> Optional[int]:
     return launch.job_ids[rank] if len(launch.job_ids) > rank else None
 
 
-def _first_join(name: str, output_prefix: str, key: str, config: Dict, pool: Optional[str]) -> Tuple[str, int, Optional[str]]:
+def _first_join(
+    name: str, output_prefix: str, key: str, config: Dict, pool: Optional[str]
+) -> Tuple[str, int, Optional[str]]:
     """The subtask's batch, rank and launch request: an earlier connector process's (see launch_record), or
     a place in this process's open batch."""
     earlier = launch_record.read(output_prefix, name)

@@ -58,16 +58,18 @@ def run_command(args: List[str]) -> str:
         if flag in other:
             i = other.index(flag) + 1
             quoted[i] = shlex.quote(other[i].rstrip("/")) + rank_suffix
-    return "\n".join([
-        'export MASTER_ADDR="$(printf "%s\\n" "$SKYPILOT_NODE_IPS" | head -n1)"',
-        f'export MASTER_PORT="${{MASTER_PORT:-{DEFAULT_MASTER_PORT}}}"',
-        'export WORLD_SIZE="$SKYPILOT_NUM_NODES" NODE_RANK="$SKYPILOT_NODE_RANK" RANK="$SKYPILOT_NODE_RANK"',
-        'if [ "$SKYPILOT_NODE_RANK" = 0 ]; then',
-        f"  exec {shlex.join(args)}",
-        "else",
-        f"  exec {' '.join(quoted)}",
-        "fi",
-    ])
+    return "\n".join(
+        [
+            'export MASTER_ADDR="$(printf "%s\\n" "$SKYPILOT_NODE_IPS" | head -n1)"',
+            f'export MASTER_PORT="${{MASTER_PORT:-{DEFAULT_MASTER_PORT}}}"',
+            'export WORLD_SIZE="$SKYPILOT_NUM_NODES" NODE_RANK="$SKYPILOT_NODE_RANK" RANK="$SKYPILOT_NODE_RANK"',
+            'if [ "$SKYPILOT_NODE_RANK" = 0 ]; then',
+            f"  exec {shlex.join(args)}",
+            "else",
+            f"  exec {' '.join(quoted)}",
+            "fi",
+        ]
+    )
 
 
 def node_prefixes(output_prefix: str, num_nodes: int) -> List[str]:

@@ -43,7 +43,7 @@ class Tails:
 
 
 def failure_tail(job_id: int, secret_names: Iterable[str]) -> str:
-    """"last lines of the job's log: ..." or "" when SkyPilot has no log to give."""
+    """ "last lines of the job's log: ..." or "" when SkyPilot has no log to give."""
     try:
         text = sky_api.log_tail(job_id, _FETCHED)
     except Exception as e:  # the failure itself is the news; a log SkyPilot cannot give is not

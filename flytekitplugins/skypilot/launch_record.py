@@ -26,8 +26,13 @@ def read(output_prefix: str, job_name: str) -> Optional[dict]:
     return record if isinstance(record, dict) and record.get("job_name") == job_name else None
 
 
-def write(output_prefix: str, job_name: str, request_id: Optional[str], batch: Optional[str] = None,
-          rank: Optional[int] = None) -> None:
+def write(
+    output_prefix: str,
+    job_name: str,
+    request_id: Optional[str],
+    batch: Optional[str] = None,
+    rank: Optional[int] = None,
+) -> None:
     path = _path(output_prefix)
     fs = FlyteContextManager.current_context().file_access.get_filesystem_for_path(path)
     record = {"job_name": job_name, "request_id": request_id}

@@ -5,8 +5,12 @@ try:
     from prometheus_client import Counter, Histogram
 
     _CALLS = Counter("skypilot_connector_sdk_calls", "SkyPilot SDK calls made by the connector", ["call", "outcome"])
-    _SECONDS = Histogram("skypilot_connector_sdk_call_seconds", "Duration of the connector's SkyPilot SDK calls",
-                         ["call"], buckets=(0.1, 0.25, 0.5, 1, 2, 4, 8, 15, 30, 60))
+    _SECONDS = Histogram(
+        "skypilot_connector_sdk_call_seconds",
+        "Duration of the connector's SkyPilot SDK calls",
+        ["call"],
+        buckets=(0.1, 0.25, 0.5, 1, 2, 4, 8, 15, 30, 60),
+    )
 except ImportError:  # a local run without the connector extras
     _CALLS = _SECONDS = None
 

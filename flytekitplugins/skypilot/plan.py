@@ -84,10 +84,10 @@ def chosen_row(report: str) -> Optional[Dict[str, str]]:
     if header is None:
         return None
     columns = re.split(r"\s{2,}", lines[header].strip())
-    for line in lines[header + 1:]:
+    for line in lines[header + 1 :]:
         if "✔" in line:
             cells = re.split(r"\s{2,}", line.strip())
-            return dict(zip(columns, cells))
+            return dict(zip(columns, cells, strict=False))
     return None
 
 
@@ -98,10 +98,19 @@ def table(placements: List[Placement]) -> str:
             rows.append((p.task, "cannot be placed (below)", "", "", "", str(p.num_nodes), ""))
             continue
         price = f"{p.hourly_price:.2f}" if p.hourly_price is not None else "unknown"
-        rows.append((p.task, p.infra or "-", p.instance_type or "-", p.accelerators or "-",
-                     "yes" if p.spot else "no", str(p.num_nodes), price))
+        rows.append(
+            (
+                p.task,
+                p.infra or "-",
+                p.instance_type or "-",
+                p.accelerators or "-",
+                "yes" if p.spot else "no",
+                str(p.num_nodes),
+                price,
+            )
+        )
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-    lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=False)).rstrip() for r in rows]
     lines += [f"\n{p.task}: {p.error}" for p in placements if p.error]
     return "\n".join(lines)
 

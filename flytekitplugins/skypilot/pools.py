@@ -50,8 +50,12 @@ class PoolLaunches:
             ready = pool in self._ready
             if not ready and name not in self._pending:
                 self._pending[name] = PendingLaunch()
-                threading.Thread(target=self._launch_when_ready, args=(task, name, pool, pool_task),
-                                 name=f"pool-launch-{name}", daemon=True).start()
+                threading.Thread(
+                    target=self._launch_when_ready,
+                    args=(task, name, pool, pool_task),
+                    name=f"pool-launch-{name}",
+                    daemon=True,
+                ).start()
         return sky_api.launch(task, name, pool) if ready else None
 
     def pending(self, name: str) -> Optional[PendingLaunch]:
@@ -87,13 +91,17 @@ class PoolLaunches:
                 self._ready.add(pool)
                 return
             request_id = sky_api.pool_apply(pool_task(), pool)
-            logger.info(f"creating SkyPilot pool {pool} (request {request_id}) for the tasks with cluster_name={pool!r}")
+            logger.info(
+                f"creating SkyPilot pool {pool} (request {request_id}) for the tasks with cluster_name={pool!r}"
+            )
             deadline = time.monotonic() + _REGISTER_TIMEOUT_S
             while not sky_api.pool_exists(pool):
                 state = sky_api.request_states([request_id]).get(request_id)
                 if state in ("FAILED", "CANCELLED") or time.monotonic() > deadline:
-                    raise RuntimeError(f"SkyPilot could not create pool {pool!r} (request {request_id}: {state}); "
-                                       f"see `sky api logs {request_id}`")
+                    raise RuntimeError(
+                        f"SkyPilot could not create pool {pool!r} (request {request_id}: {state}); "
+                        f"see `sky api logs {request_id}`"
+                    )
                 time.sleep(_POLL_S)
             self._ready.add(pool)
 

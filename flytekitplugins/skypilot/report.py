@@ -42,15 +42,21 @@ def _nodes(resources: str) -> int:
 def _price(report: Dict[str, Any]) -> Optional[float]:
     if not report["instance_type"] or not report["cloud"]:
         return None
-    return sky_api.hourly_price(report["cloud"], report["instance_type"], report["spot"], report["region"],
-                                report["zone"])
+    return sky_api.hourly_price(
+        report["cloud"], report["instance_type"], report["spot"], report["region"], report["zone"]
+    )
 
 
 def summary(report: Dict[str, Any]) -> str:
     """One line for the task's final message."""
     where = report["infra"] or report["cloud"] or "unknown infra"
     what = f"{report['resources']}" + (" (spot)" if report["spot"] else "")
-    cost = (f"~${report['estimated_cost_usd']:.4f}" if report["estimated_cost_usd"] is not None
-            else "cost unknown (SkyPilot has no price for this infra)")
-    return (f"ran on {where}, {what}, for {report['job_duration_s']:.0f} s with {report['recovery_count']} "
-            f"recover{'y' if report['recovery_count'] == 1 else 'ies'}; {cost}")
+    cost = (
+        f"~${report['estimated_cost_usd']:.4f}"
+        if report["estimated_cost_usd"] is not None
+        else "cost unknown (SkyPilot has no price for this infra)"
+    )
+    return (
+        f"ran on {where}, {what}, for {report['job_duration_s']:.0f} s with {report['recovery_count']} "
+        f"recover{'y' if report['recovery_count'] == 1 else 'ies'}; {cost}"
+    )

@@ -16,12 +16,17 @@ class ConnectorSettings(BaseModel):
     endpoint: Optional[str] = Field(None, description=f"{ENDPOINT_ENV}: the SkyPilot API server")
     poll_interval: float = Field(5.0, ge=1, le=60, description=f"{POLL_INTERVAL_ENV}: seconds between status rounds")
     outage_deadline: float = Field(
-        1800.0, ge=60, description=f"{OUTAGE_DEADLINE_ENV}: seconds SkyPilot may stay unreachable before tracked "
-        "tasks fail (retryable); until then they keep their last known phase"
+        1800.0,
+        ge=60,
+        description=f"{OUTAGE_DEADLINE_ENV}: seconds SkyPilot may stay unreachable before tracked "
+        "tasks fail (retryable); until then they keep their last known phase",
     )
     batch_window: float = Field(
-        2.0, ge=0, le=30, description=f"{BATCH_WINDOW_ENV}: seconds a fan-out's subtasks may take to arrive and be "
-        "launched as one SkyPilot request (0: every subtask launches alone)"
+        2.0,
+        ge=0,
+        le=30,
+        description=f"{BATCH_WINDOW_ENV}: seconds a fan-out's subtasks may take to arrive and be "
+        "launched as one SkyPilot request (0: every subtask launches alone)",
     )
 
     @field_validator("endpoint")
@@ -33,14 +38,21 @@ class ConnectorSettings(BaseModel):
 
     @classmethod
     def from_env(cls) -> "ConnectorSettings":
-        values = {"endpoint": os.environ.get(ENDPOINT_ENV) or None,
-                  "poll_interval": os.environ.get(POLL_INTERVAL_ENV), "outage_deadline": os.environ.get(OUTAGE_DEADLINE_ENV),
-                  "batch_window": os.environ.get(BATCH_WINDOW_ENV)}
+        values = {
+            "endpoint": os.environ.get(ENDPOINT_ENV) or None,
+            "poll_interval": os.environ.get(POLL_INTERVAL_ENV),
+            "outage_deadline": os.environ.get(OUTAGE_DEADLINE_ENV),
+            "batch_window": os.environ.get(BATCH_WINDOW_ENV),
+        }
         try:
             return cls(**{k: v for k, v in values.items() if v is not None})
         except ValidationError as e:
-            names = {"endpoint": ENDPOINT_ENV, "poll_interval": POLL_INTERVAL_ENV, "outage_deadline": OUTAGE_DEADLINE_ENV,
-                     "batch_window": BATCH_WINDOW_ENV}
+            names = {
+                "endpoint": ENDPOINT_ENV,
+                "poll_interval": POLL_INTERVAL_ENV,
+                "outage_deadline": OUTAGE_DEADLINE_ENV,
+                "batch_window": BATCH_WINDOW_ENV,
+            }
             problems = "; ".join(f"{names[err['loc'][0]]}: {err['msg']}" for err in e.errors())
             raise ValueError(f"Invalid SkyPilot connector settings: {problems}") from None
 

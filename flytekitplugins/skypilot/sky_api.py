@@ -23,8 +23,23 @@ from . import metrics
 os.environ["SKYPILOT_DISABLE_LOCAL_API_SERVER"] = "1"
 
 # What get() needs of a managed job, and no more (queue_v2 leaves failure_reason and infra out by default).
-QUEUE_FIELDS = ["job_id", "job_name", "status", "failure_reason", "details", "recovery_count", "infra",
-                "submitted_at", "start_at", "end_at", "job_duration", "cloud", "region", "zone", "cluster_resources_full"]
+QUEUE_FIELDS = [
+    "job_id",
+    "job_name",
+    "status",
+    "failure_reason",
+    "details",
+    "recovery_count",
+    "infra",
+    "submitted_at",
+    "start_at",
+    "end_at",
+    "job_duration",
+    "cloud",
+    "region",
+    "zone",
+    "cluster_resources_full",
+]
 
 _ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 _IMPORT = threading.Lock()  # SkyPilot's package has import cycles: two threads importing it at once break
@@ -59,8 +74,17 @@ def _sky() -> SimpleNamespace:
         from sky.server import common
         from sky.utils import common_utils, infra_utils, schemas
 
-    return SimpleNamespace(sky=sky, jobs=jobs, exceptions=exceptions, common=common, requests=requests, catalog=catalog,
-                           common_utils=common_utils, infra_utils=infra_utils, schemas=schemas)
+    return SimpleNamespace(
+        sky=sky,
+        jobs=jobs,
+        exceptions=exceptions,
+        common=common,
+        requests=requests,
+        catalog=catalog,
+        common_utils=common_utils,
+        infra_utils=infra_utils,
+        schemas=schemas,
+    )
 
 
 def warm_up() -> None:
@@ -79,6 +103,7 @@ def endpoint() -> str:
 
 
 # ---- SkyPilot's own parsers (offline) ----
+
 
 def check_infra(infra: str) -> None:
     """Raises ValueError when SkyPilot cannot parse an `infra` string."""
@@ -106,7 +131,9 @@ def check_task_yaml(config: Dict[str, Any]) -> Dict[str, Any]:
     sdk = _sky()
     sdk.common_utils.validate_schema(config, sdk.schemas.get_task_schema(), "SkyPilot rejects this task: ")
     resources = config.get("resources") or {}  # the task schema leaves `resources:` to its own schema
-    sdk.common_utils.validate_schema(resources, sdk.schemas.get_resources_schema(), "SkyPilot rejects these resources: ")
+    sdk.common_utils.validate_schema(
+        resources, sdk.schemas.get_resources_schema(), "SkyPilot rejects these resources: "
+    )
     return config
 
 
@@ -117,10 +144,14 @@ def task_from_yaml(config: Dict[str, Any]) -> Any:
 
 # ---- calls to the API server ----
 
+
 def _unavailable_errors() -> tuple:
     sdk = _sky()
-    return (sdk.exceptions.ApiServerConnectionError, sdk.requests.exceptions.ConnectionError,
-            sdk.requests.exceptions.Timeout)
+    return (
+        sdk.exceptions.ApiServerConnectionError,
+        sdk.requests.exceptions.ConnectionError,
+        sdk.requests.exceptions.Timeout,
+    )
 
 
 def _on_server(fn: Callable) -> Callable:
@@ -217,8 +248,7 @@ def launched_job_id(request_id: str) -> int:
 def _is_request_error(error: Exception) -> bool:
     """Whether SkyPilot failed the launch because of the request itself (retrying the same cannot help)."""
     e = _sky().exceptions
-    permanent = (ValueError, TypeError, e.ResourcesUnavailableError, e.NotSupportedError,
-                 e.InvalidSkyPilotConfigError)
+    permanent = (ValueError, TypeError, e.ResourcesUnavailableError, e.NotSupportedError, e.InvalidSkyPilotConfigError)
     return isinstance(error, permanent)
 
 
@@ -276,6 +306,7 @@ def _wait(request_id: str, seconds: float) -> None:
 
 # ---- pools (cluster_name) ----
 
+
 @_on_server
 def pool_exists(pool: str) -> bool:
     """Whether SkyPilot knows a pool of this name (in any state: a pool being created counts)."""
@@ -319,13 +350,18 @@ def _body_name(request_body: Optional[str]) -> Optional[str]:
 
 # ---- the API server itself (preflight) ----
 
+
 @_on_server
 def server_info() -> Dict[str, Any]:
     """The API server's health answer (status, version, api_version), fetched with the client's credentials."""
     sdk = _sky()
     info = sdk.sky.api_info()
-    return {"status": str(getattr(info, "status", "")), "version": getattr(info, "version", None),
-            "api_version": getattr(info, "api_version", None), "client_version": sdk.sky.__version__}
+    return {
+        "status": str(getattr(info, "status", "")),
+        "version": getattr(info, "version", None),
+        "api_version": getattr(info, "api_version", None),
+        "client_version": sdk.sky.__version__,
+    }
 
 
 @_on_server
@@ -337,7 +373,9 @@ def enabled_infras() -> List[str]:
     return [str(name) for name in sdk.sky.get(client.enabled_clouds(expand=True))]
 
 
-def hourly_price(cloud: str, instance_type: str, use_spot: bool, region: Optional[str], zone: Optional[str]) -> Optional[float]:
+def hourly_price(
+    cloud: str, instance_type: str, use_spot: bool, region: Optional[str], zone: Optional[str]
+) -> Optional[float]:
     """SkyPilot's catalog price of one instance per hour, or None where it has none (Slurm, Kubernetes, ...)."""
     sdk = _sky()
     try:

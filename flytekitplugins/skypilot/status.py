@@ -39,8 +39,11 @@ def job_phase(record: Dict[str, Any]) -> Tuple[int, str]:
         message += f" on {record['infra']}"
     if record.get("recovery_count"):
         message += f", recovered {record['recovery_count']} time(s)"
-    if record.get("details") and phase in (TaskExecution.QUEUED, TaskExecution.INITIALIZING,
-                                           TaskExecution.WAITING_FOR_RESOURCES):
+    if record.get("details") and phase in (
+        TaskExecution.QUEUED,
+        TaskExecution.INITIALIZING,
+        TaskExecution.WAITING_FOR_RESOURCES,
+    ):
         message += f" ({record['details']})"  # SkyPilot's own word on the wait, e.g. "Job is in backoff"
     if status == "CANCELLED":
         phase = TaskExecution.FAILED
@@ -54,7 +57,10 @@ def job_phase(record: Dict[str, Any]) -> Tuple[int, str]:
 def launch_phase(request_state: str, error: Optional[str] = None, retryable: bool = False) -> Tuple[int, str]:
     """Phase and message while the launch request has not produced a job yet, or after it failed."""
     if request_state in ("NEW", "PENDING", "RUNNING"):
-        return TaskExecution.INITIALIZING, f"SkyPilot is submitting the managed job (launch request {request_state.lower()})"
+        return (
+            TaskExecution.INITIALIZING,
+            f"SkyPilot is submitting the managed job (launch request {request_state.lower()})",
+        )
     if request_state == "CANCELLED":
         return TaskExecution.ABORTED, "the SkyPilot launch request was cancelled before a job was created"
     phase = TaskExecution.RETRYABLE_FAILED if retryable else TaskExecution.FAILED

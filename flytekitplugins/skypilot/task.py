@@ -2,7 +2,7 @@
 
 import os
 from pathlib import Path
-from typing import Any, Callable, Dict, Optional
+from typing import Any, Callable, Dict
 
 from flytekit import FlyteContextManager, PythonFunctionTask
 from flytekit.configuration import ImageConfig, SerializationSettings

@@ -13,8 +13,13 @@ from . import distributed, sky_api, yaml_io
 FAIL_ON_ERROR = {"FLYTE_FAIL_ON_ERROR": "true"}
 
 
-def task_yaml(template: TaskTemplate, job_name: str, secrets: Optional[Dict[str, str]] = None,
-              inputs: Optional[LiteralMap] = None, output_prefix: str = "") -> Dict[str, Any]:
+def task_yaml(
+    template: TaskTemplate,
+    job_name: str,
+    secrets: Optional[Dict[str, str]] = None,
+    inputs: Optional[LiteralMap] = None,
+    output_prefix: str = "",
+) -> Dict[str, Any]:
     """The SkyPilot task YAML of the managed job that runs `template` as `job_name`.
 
     `secrets` are the values the connector resolved for the names the task asked for; SkyPilot passes them
@@ -47,8 +52,13 @@ def is_yaml_task(template: TaskTemplate) -> bool:
     return "env_of_input" in (template.custom or {})
 
 
-def _yaml_task(template: TaskTemplate, job_name: str, secrets: Optional[Dict[str, str]],
-               inputs: Optional[LiteralMap], output_prefix: str) -> Dict[str, Any]:
+def _yaml_task(
+    template: TaskTemplate,
+    job_name: str,
+    secrets: Optional[Dict[str, str]],
+    inputs: Optional[LiteralMap],
+    output_prefix: str,
+) -> Dict[str, Any]:
     """A SkyPilot YAML task: its own `run`, its envs set from the task's inputs, outputs under $FLYTE_OUTPUT_DIR."""
     custom = _integral(template.custom)
     task = copy.deepcopy(custom["task"])

@@ -59,7 +59,7 @@ def job_output_dir(output_prefix: str) -> Tuple[str, Dict[str, Any]]:
         return str(path), {}
     for scheme in _MOUNTABLE:
         if prefix.startswith(scheme):
-            bucket, _, key = prefix[len(scheme):].partition("/")
+            bucket, _, key = prefix[len(scheme) :].partition("/")
             mount = {_MOUNT_POINT: {"source": f"{scheme}{bucket}", "mode": "MOUNT"}}
             return f"{_MOUNT_POINT}/{key}", mount
     raise ValueError(

@@ -10,20 +10,24 @@ import os
 from typing import Any, Dict, Optional, Type, Union
 
 from flytekit.core.base_task import PythonTask
-from flytekit.types.file import FlyteFile
 from flytekit.core.interface import Interface
 from flytekit.extend.backend.base_connector import AsyncConnectorExecutorMixin
 from flytekit.types.directory import FlyteDirectory
+from flytekit.types.file import FlyteFile
 
 from .config import read_task_yaml, secret_names
-from .yaml_io import OUTPUT_DIR_ENV
 from .connector import TASK_TYPE
 from .task import submit_locally
+from .yaml_io import OUTPUT_DIR_ENV
 
 # Python type -> how its value travels: into an env var (inputs) and out of $FLYTE_OUTPUT_DIR (outputs).
 KINDS: Dict[type, str] = {
-    int: "integer", float: "float", str: "string", bool: "boolean",
-    FlyteFile: "file", FlyteDirectory: "directory",
+    int: "integer",
+    float: "float",
+    str: "string",
+    bool: "boolean",
+    FlyteFile: "file",
+    FlyteDirectory: "directory",
 }
 _INPUT_ONLY = {datetime.datetime: "datetime", datetime.timedelta: "duration"}
 _NOT_FOR_A_YAML_TASK = {
@@ -44,9 +48,15 @@ class SkyPilotYamlTask(AsyncConnectorExecutorMixin, PythonTask):
 
     _TASK_TYPE = TASK_TYPE
 
-    def __init__(self, name: str, task: Union[str, "os.PathLike[str]", Dict[str, Any]],
-                 inputs: Optional[Dict[str, Type]] = None, outputs: Optional[Dict[str, Type]] = None,
-                 pool: Optional[str] = None, **kwargs) -> None:
+    def __init__(
+        self,
+        name: str,
+        task: Union[str, "os.PathLike[str]", Dict[str, Any]],
+        inputs: Optional[Dict[str, Type]] = None,
+        outputs: Optional[Dict[str, Type]] = None,
+        pool: Optional[str] = None,
+        **kwargs,
+    ) -> None:
         self._sky_task = load_task_yaml(task)
         inputs, outputs = dict(inputs or {}), dict(outputs or {})
         self._env_of = bind_inputs(self._sky_task, inputs)
@@ -97,8 +107,10 @@ def bind_inputs(task: Dict[str, Any], inputs: Dict[str, Type]) -> Dict[str, str]
         bound[name] = env
     unset = sorted(k for k, v in envs.items() if v is None and k not in bound.values())
     if unset:
-        raise ValueError(f"envs: {unset} have no value in the YAML and no input sets them: give each a default "
-                         f"in the YAML or add an input named {unset[0].lower()!r}")
+        raise ValueError(
+            f"envs: {unset} have no value in the YAML and no input sets them: give each a default "
+            f"in the YAML or add an input named {unset[0].lower()!r}"
+        )
     return bound
 
 
@@ -107,5 +119,7 @@ def _kind(name: str, python_type: Type, what: str, kinds: Dict[type, str]) -> st
         if python_type is t or (isinstance(python_type, type) and issubclass(python_type, t) and t is not int):
             return kind
     supported = ", ".join(t.__name__ for t in kinds)
-    raise TypeError(f"{what} {name!r}: {getattr(python_type, '__name__', python_type)} cannot pass through a "
-                    f"SkyPilot YAML task's {'envs' if what == 'input' else '$' + OUTPUT_DIR_ENV}; use one of {supported}")
+    raise TypeError(
+        f"{what} {name!r}: {getattr(python_type, '__name__', python_type)} cannot pass through a "
+        f"SkyPilot YAML task's {'envs' if what == 'input' else '$' + OUTPUT_DIR_ENV}; use one of {supported}"
+    )

@@ -21,6 +21,7 @@
    its event loop otherwise stalled for up to 50 s and health checks went unanswered for minutes
    (bed.sh runs the cluster's side at nice 10). In a deployment the clusters are other machines.
 """
+
 import importlib.abc
 import os
 import sys

@@ -50,7 +50,21 @@ def queue_by_name(name: str):
     import sky
     from sky import jobs
 
-    records = sky.get(jobs.queue_v2(refresh=False, all_users=True, name_match=name,
-                                    fields=["job_id", "job_name", "status", "failure_reason", "pool", "recovery_count",
-                                            "current_cluster_name", "job_id_on_pool_cluster"]))[0]
+    records = sky.get(
+        jobs.queue_v2(
+            refresh=False,
+            all_users=True,
+            name_match=name,
+            fields=[
+                "job_id",
+                "job_name",
+                "status",
+                "failure_reason",
+                "pool",
+                "recovery_count",
+                "current_cluster_name",
+                "job_id_on_pool_cluster",
+            ],
+        )
+    )[0]
     return [r for r in records if r["job_name"] == name]

@@ -4,6 +4,7 @@ import os
 import uuid
 from typing import Any, Dict, List, Optional, Tuple
 
+from flyteidl.core import literals_pb2
 from flytekit import FlyteContextManager
 from flytekit.configuration import ImageConfig, SerializationSettings
 from flytekit.core.type_engine import TypeEngine
@@ -19,13 +20,13 @@ from flytekit.models.core.identifier import (
 from flytekit.models.literals import LiteralMap
 from flytekit.models.task import TaskExecutionMetadata, TaskTemplate
 from flytekit.tools.translator import get_serializable
-from flyteidl.core import literals_pb2
 
 from flytekitplugins.skypilot import shared_fs
 
 
-def prepare(task, inputs: Dict[str, Any], retry: int = 0, execution: Optional[str] = None,
-            node: str = "n0") -> Tuple[TaskTemplate, str, TaskExecutionMetadata]:
+def prepare(
+    task, inputs: Dict[str, Any], retry: int = 0, execution: Optional[str] = None, node: str = "n0"
+) -> Tuple[TaskTemplate, str, TaskExecutionMetadata]:
     """A rendered template, an output prefix holding inputs.pb, and the metadata of one task attempt."""
     settings = SerializationSettings(image_config=ImageConfig.auto_default_image())
     template = get_serializable({}, settings, task).template
@@ -43,7 +44,9 @@ def prepare(task, inputs: Dict[str, Any], retry: int = 0, execution: Optional[st
 def execution_metadata(execution: str, node: str, retry: int) -> TaskExecutionMetadata:
     tid = TaskExecutionIdentifier(
         task_id=Identifier(ResourceType.TASK, "flytesnacks", "development", "tests.task", "v1"),
-        node_execution_id=NodeExecutionIdentifier(node, WorkflowExecutionIdentifier("flytesnacks", "development", execution)),
+        node_execution_id=NodeExecutionIdentifier(
+            node, WorkflowExecutionIdentifier("flytesnacks", "development", execution)
+        ),
         retry_attempt=retry,
     )
     return TaskExecutionMetadata(tid, "flytesnacks-development", {}, {}, "default", {}, None)

@@ -8,13 +8,12 @@ import time
 import uuid
 
 import pytest
-
 from conftest import queue_by_name, run, statuses, wait_for
 from flyteidl.core.execution_pb2 import TaskExecution
 from propeller import delete, execute, outputs, prepare
+from tasks import boom_with_retries, flaky, repeat, sleep
 
 from flytekitplugins.skypilot import SkyPilotConnector, SkyPilotMetadata, launch_record, sky_api
-from tasks import boom_with_retries, flaky, repeat, sleep
 
 CONNECTOR = SkyPilotConnector()
 FINAL = (TaskExecution.SUCCEEDED, TaskExecution.FAILED, TaskExecution.RETRYABLE_FAILED, TaskExecution.ABORTED)
@@ -31,14 +30,26 @@ def create(task, inputs, retry=0) -> SkyPilotMetadata:
 
 def test_delete_of_a_running_task_cancels_its_job():
     meta = create(sleep, {"seconds": 600})
-    wait_for(lambda: run(CONNECTOR.get(meta)).phase == TaskExecution.RUNNING, 600, what="RUNNING",
-             show=lambda: run(CONNECTOR.get(meta)).message)
+    wait_for(
+        lambda: run(CONNECTOR.get(meta)).phase == TaskExecution.RUNNING,
+        600,
+        what="RUNNING",
+        show=lambda: run(CONNECTOR.get(meta)).message,
+    )
     delete(CONNECTOR, meta)
     # SkyPilot tears the job's cluster down before it reports CANCELLED: ~20 s idle, minutes on a busy bed
-    wait_for(lambda: statuses(meta.job_name) == ["CANCELLED"], 420, what="the job to reach CANCELLED",
-             show=lambda: statuses(meta.job_name))
-    aborted = wait_for(lambda: (r := run(CONNECTOR.get(meta))).phase == TaskExecution.ABORTED and r, 30,
-                       what="ABORTED", show=lambda: run(CONNECTOR.get(meta)).message)
+    wait_for(
+        lambda: statuses(meta.job_name) == ["CANCELLED"],
+        420,
+        what="the job to reach CANCELLED",
+        show=lambda: statuses(meta.job_name),
+    )
+    aborted = wait_for(
+        lambda: (r := run(CONNECTOR.get(meta))).phase == TaskExecution.ABORTED and r,
+        30,
+        what="ABORTED",
+        show=lambda: run(CONNECTOR.get(meta)).message,
+    )
     assert "the task was aborted" in aborted.message  # Flyte's own abort, not a cancel behind its back
     delete(CONNECTOR, meta)  # idempotent: a second delete of an ended job is fine
 
@@ -46,9 +57,11 @@ def test_delete_of_a_running_task_cancels_its_job():
 def test_delete_while_the_launch_request_is_in_flight_leaves_no_job():
     meta = create(sleep, {"seconds": 600})
     delete(CONNECTOR, meta)  # at once: the launch request is still queued or running
+
     def settled():
         records = queue_by_name(meta.job_name)
         return not records or [r["status"].value for r in records] == ["CANCELLED"]
+
     wait_for(settled, 420, what="no job, or a CANCELLED one", show=lambda: statuses(meta.job_name))
     time.sleep(10)
     assert all(r["status"].value == "CANCELLED" for r in queue_by_name(meta.job_name))
@@ -64,27 +77,47 @@ def _slurm_allocations(meta: SkyPilotMetadata):
 @pytest.mark.xdist_group("heavy")
 def test_delete_while_starting_or_recovering_leaves_the_job_cancelled():
     starting, recovering = create(sleep, {"seconds": 600}), create(sleep, {"seconds": 600})
-    wait_for(lambda: statuses(starting.job_name) == ["STARTING"], 600, every=1, what="STARTING",
-             show=lambda: statuses(starting.job_name))
+    wait_for(
+        lambda: statuses(starting.job_name) == ["STARTING"],
+        600,
+        every=1,
+        what="STARTING",
+        show=lambda: statuses(starting.job_name),
+    )
     # the connector's view may trail SkyPilot's by a polling round or two: not finished, at least
     assert run(CONNECTOR.get(starting)).phase not in FINAL
     delete(CONNECTOR, starting)  # while SkyPilot provisions its cluster
-    wait_for(lambda: statuses(recovering.job_name) == ["RUNNING"], 600, what="RUNNING",
-             show=lambda: statuses(recovering.job_name))
+    wait_for(
+        lambda: statuses(recovering.job_name) == ["RUNNING"],
+        600,
+        what="RUNNING",
+        show=lambda: statuses(recovering.job_name),
+    )
     allocations = _slurm_allocations(recovering)
     assert allocations, subprocess.run(["squeue"], capture_output=True, text=True).stdout
     subprocess.run(["scancel", *allocations], check=True)  # as a preemption would
-    wait_for(lambda: statuses(recovering.job_name) == ["RECOVERING"], 600, every=1, what="RECOVERING",
-             show=lambda: statuses(recovering.job_name))
+    wait_for(
+        lambda: statuses(recovering.job_name) == ["RECOVERING"],
+        600,
+        every=1,
+        what="RECOVERING",
+        show=lambda: statuses(recovering.job_name),
+    )
     assert run(CONNECTOR.get(recovering)).phase not in FINAL
     delete(CONNECTOR, recovering)  # while SkyPilot relaunches it
     for meta in (starting, recovering):
-        wait_for(lambda: statuses(meta.job_name) == ["CANCELLED"], 600, what=f"{meta.job_name} CANCELLED",
-                 show=lambda: statuses(meta.job_name))
-        wait_for(lambda: run(CONNECTOR.get(meta)).phase == TaskExecution.ABORTED, 30, what="ABORTED")
+        name = meta.job_name
+        wait_for(
+            lambda n=name: statuses(n) == ["CANCELLED"], 600, what=f"{name} CANCELLED", show=lambda n=name: statuses(n)
+        )
+        wait_for(lambda m=meta: run(CONNECTOR.get(m)).phase == TaskExecution.ABORTED, 30, what="ABORTED")
     # no orphan keeps running (or is relaunched) after the cancel: its allocation goes once torn down
-    wait_for(lambda: not _slurm_allocations(recovering), 300, what="the Slurm allocation to go",
-             show=lambda: _slurm_allocations(recovering))
+    wait_for(
+        lambda: not _slurm_allocations(recovering),
+        300,
+        what="the Slurm allocation to go",
+        show=lambda: _slurm_allocations(recovering),
+    )
     assert statuses(starting.job_name) == statuses(recovering.job_name) == ["CANCELLED"]
 
 
@@ -118,16 +151,20 @@ def test_many_gets_share_one_skypilot_call_per_cycle(monkeypatch):
     calls = {"queue": 0, "request_states": 0}
     for name in calls:
         real = getattr(sky_api, name)
+
         def spy(*a, _real=real, _name=name, **k):
             calls[_name] += 1
             return _real(*a, **k)
+
         monkeypatch.setattr(sky_api, name, spy)
     metas = [create(sleep, {"seconds": 1}) for _ in range(3)]
     try:
         for counter in calls:
             calls[counter] = 0
+
         async def all_gets():
             return await asyncio.gather(*(CONNECTOR.get(m) for m in metas for _ in range(8)))
+
         started = time.monotonic()
         resources = run(all_gets())
         seconds = time.monotonic() - started
@@ -181,8 +218,9 @@ def test_repeated_creates_launch_one_job_which_a_restarted_connector_tracks_from
     # propeller repeats CreateTask to connector processes that never saw the first (the launch still in flight)
     again = run(SkyPilotConnector().create(template, prefix, None, metadata))
     execution = metadata.task_execution_id.node_execution_id.execution_id.name
-    out = subprocess.run([sys.executable, "-c", CREATE_IN_A_NEW_PROCESS, prefix, execution],
-                         capture_output=True, text=True, timeout=120)
+    out = subprocess.run(
+        [sys.executable, "-c", CREATE_IN_A_NEW_PROCESS, prefix, execution], capture_output=True, text=True, timeout=120
+    )
     assert "META " in out.stdout, out.stderr[-2000:]
     in_a_new_process = SkyPilotMetadata.decode(out.stdout.split("META ", 1)[1].strip().encode())
     assert first == again == in_a_new_process
@@ -191,8 +229,12 @@ def test_repeated_creates_launch_one_job_which_a_restarted_connector_tracks_from
     in_doubt = run(SkyPilotConnector().create(template, prefix, None, metadata))
     assert in_doubt.request_id in (first.request_id, "")  # the request in flight, or the job it created
     # a connector process that never saw any create tracks the task from its resource meta alone
-    out = subprocess.run([sys.executable, "-c", GET_IN_A_NEW_PROCESS, in_doubt.encode().decode()],
-                         capture_output=True, text=True, timeout=700).stdout
+    out = subprocess.run(
+        [sys.executable, "-c", GET_IN_A_NEW_PROCESS, in_doubt.encode().decode()],
+        capture_output=True,
+        text=True,
+        timeout=700,
+    ).stdout
     assert f"PHASE {TaskExecution.SUCCEEDED} SkyPilot managed job" in out, out
     assert outputs(prefix, repeat)["o0"].startswith("restart-restart@")
     launch_record.write(prefix, first.job_name, None)

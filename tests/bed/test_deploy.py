@@ -20,19 +20,34 @@ pytestmark = pytest.mark.xdist_group("deploy")  # one service for both tests
 def service(tmp_path_factory):
     """Dockerfile.agent's steps, outside Docker: wheel, clean venv with the connector extras, agent_service."""
     work = tmp_path_factory.mktemp("deploy")
-    subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", str(work / "dist"), str(ROOT)],
-                   check=True, capture_output=True)
+    subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", str(work / "dist"), str(ROOT)],
+        check=True,
+        capture_output=True,
+    )
     wheel = next((work / "dist").glob("flytekitplugins_skypilot-*.whl"))
     subprocess.run(["/usr/bin/python3", "-m", "venv", str(work / "venv")], check=True)
     python = str(work / "venv" / "bin" / "python")
-    subprocess.run([python, "-m", "pip", "install", "-q", "--disable-pip-version-check", "-c",
-                    str(ROOT / "constraints.txt"), f"{wheel}[connector]"], check=True, capture_output=True)
+    subprocess.run(
+        [
+            python,
+            "-m",
+            "pip",
+            "install",
+            "-q",
+            "--disable-pip-version-check",
+            "-c",
+            str(ROOT / "constraints.txt"),
+            f"{wheel}[connector]",
+        ],
+        check=True,
+        capture_output=True,
+    )
     app = work / "app"  # the image's /app: agent_service beside the installed wheel, nothing else of the repo
     shutil.copytree(ROOT / "agent_service", app / "agent_service")
     port, metrics = _free_port(), _free_port()
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
-    env.update(CONNECTOR_PORT=str(port), CONNECTOR_PROMETHEUS_PORT=str(metrics), CONNECTOR_WORKERS="4",
-               HOME=str(work))
+    env.update(CONNECTOR_PORT=str(port), CONNECTOR_PROMETHEUS_PORT=str(metrics), CONNECTOR_WORKERS="4", HOME=str(work))
     log = open(work / "service.log", "w")
     proc = subprocess.Popen([python, "-m", "agent_service"], cwd=app, env=env, stdout=log, stderr=subprocess.STDOUT)
     try:
@@ -45,9 +60,21 @@ def service(tmp_path_factory):
 
 def test_preflight_passes_against_the_bed_with_a_real_job(service):
     result = subprocess.run(
-        [service["python"], "-m", "agent_service.preflight", "--connector", f"127.0.0.1:{service['port']}",
-         "--run-job", "--infra", "slurm/localcluster"],
-        cwd=service["app"], env=service["env"], capture_output=True, text=True, timeout=900,
+        [
+            service["python"],
+            "-m",
+            "agent_service.preflight",
+            "--connector",
+            f"127.0.0.1:{service['port']}",
+            "--run-job",
+            "--infra",
+            "slurm/localcluster",
+        ],
+        cwd=service["app"],
+        env=service["env"],
+        capture_output=True,
+        text=True,
+        timeout=900,
     )
     lines = [line for line in result.stdout.splitlines() if line.startswith(("PASS", "FAIL"))]
     assert result.returncode == 0 and len(lines) == 5, result.stdout + result.stderr + service["log"].read_text()

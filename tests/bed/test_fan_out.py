@@ -38,7 +38,9 @@ def test_a_fan_out_of_eight_subtasks_is_one_skypilot_request(monkeypatch, job_na
 
     launches = []
     real_launch = sky_api.launch
-    monkeypatch.setattr(sky_api, "launch", lambda *a, **k: launches.append(k.get("num_jobs", 1)) or real_launch(*a, **k))
+    monkeypatch.setattr(
+        sky_api, "launch", lambda *a, **k: launches.append(k.get("num_jobs", 1)) or real_launch(*a, **k)
+    )
     # propeller sends a map_task's subtasks to the connector registered for task type version 1
     connector, execution = SkyPilotConnector(task_type_version=1), f"e{uuid.uuid4().hex[:10]}"
     markers = os.path.join(shared_fs.run_data_dir(), f"fan-{uuid.uuid4().hex[:6]}")
@@ -56,8 +58,12 @@ def test_a_fan_out_of_eight_subtasks_is_one_skypilot_request(monkeypatch, job_na
     assert launches == []  # nothing launched yet: the batch closes once no subtask joined it for 2 s
 
     cancelled = metas[7]
-    wait_for(lambda: run(connector.get(cancelled)).phase == TaskExecution.RUNNING, 900, what="item 7 RUNNING",
-             show=lambda: run(connector.get(cancelled)).message)
+    wait_for(
+        lambda: run(connector.get(cancelled)).phase == TaskExecution.RUNNING,
+        900,
+        what="item 7 RUNNING",
+        show=lambda: run(connector.get(cancelled)).message,
+    )
     delete(connector, cancelled)  # only item 7's job: its siblings share its job name and launch request
     assert launches == [N]  # one SkyPilot request for the whole fan-out
 
@@ -83,6 +89,7 @@ def test_a_fan_out_of_eight_subtasks_is_one_skypilot_request(monkeypatch, job_na
 
     jobs = sorted(queue_by_name(metas[0].job_name), key=lambda r: r["job_id"])
     assert [r["status"].value for r in jobs] == ["SUCCEEDED"] * 3 + ["FAILED"] + ["SUCCEEDED"] * 3 + ["CANCELLED"]
-    aborted = wait_for(lambda: (r := run(connector.get(cancelled))).phase == TaskExecution.ABORTED and r, 60,
-                       what="item 7 ABORTED")
+    aborted = wait_for(
+        lambda: (r := run(connector.get(cancelled))).phase == TaskExecution.ABORTED and r, 60, what="item 7 ABORTED"
+    )
     assert f"/dashboard/jobs/{jobs[7]['job_id']}" in aborted.log_links[0].uri  # each subtask links its own job

@@ -11,16 +11,22 @@ from pathlib import Path
 from typing import List
 
 import grpc
-from google.protobuf.json_format import MessageToDict
 import pytest
 from conftest import statuses
-from flyteidl.admin.agent_pb2 import CreateTaskRequest, DeleteTaskRequest, GetTaskRequest, ListAgentsRequest, TaskCategory
+from flyteidl.admin.agent_pb2 import (
+    CreateTaskRequest,
+    DeleteTaskRequest,
+    GetTaskRequest,
+    ListAgentsRequest,
+    TaskCategory,
+)
 from flyteidl.core.execution_pb2 import TaskExecution
 from flyteidl.service.agent_pb2_grpc import AgentMetadataServiceStub, AsyncAgentServiceStub
+from google.protobuf.json_format import MessageToDict
 from propeller import outputs, prepare
+from tasks import repeat
 
 from flytekitplugins.skypilot import SkyPilotMetadata
-from tasks import repeat
 
 CATEGORY = TaskCategory(name="skypilot", version=0)
 TERMINAL = {TaskExecution.SUCCEEDED, TaskExecution.FAILED, TaskExecution.RETRYABLE_FAILED, TaskExecution.ABORTED}
@@ -60,15 +66,19 @@ def test_connector_service_lists_the_skypilot_task_type(connector):
 def queue_calls(metrics_url: str) -> float:
     """The connector's queue_v2 calls so far, from its Prometheus metrics."""
     text = urllib.request.urlopen(metrics_url, timeout=5).read().decode()
-    return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
-               if line.startswith('skypilot_connector_sdk_calls_total{call="queue"'))
+    return sum(
+        float(line.rsplit(" ", 1)[1])
+        for line in text.splitlines()
+        if line.startswith('skypilot_connector_sdk_calls_total{call="queue"')
+    )
 
 
 def drive(stub, word: str, gets: List[float]):
     """One task as propeller drives it: CreateTask (sent again if it misses its 10 s), GetTask every 10 s."""
     template, prefix, metadata = prepare(repeat, {"word": word, "times": 2})
-    request = CreateTaskRequest(template=template.to_flyte_idl(), output_prefix=prefix,
-                                task_execution_metadata=metadata.to_flyte_idl())
+    request = CreateTaskRequest(
+        template=template.to_flyte_idl(), output_prefix=prefix, task_execution_metadata=metadata.to_flyte_idl()
+    )
     for attempt in range(3):
         try:
             created = stub.CreateTask(request, timeout=10)
@@ -79,8 +89,9 @@ def drive(stub, word: str, gets: List[float]):
     deadline = time.monotonic() + 900
     while True:
         started = time.monotonic()
-        resource = stub.GetTask(GetTaskRequest(task_category=CATEGORY, resource_meta=created.resource_meta),
-                                timeout=10).resource  # DEADLINE_EXCEEDED here fails the test
+        resource = stub.GetTask(
+            GetTaskRequest(task_category=CATEGORY, resource_meta=created.resource_meta), timeout=10
+        ).resource  # DEADLINE_EXCEEDED here fails the test
         gets.append(time.monotonic() - started)
         if resource.phase in TERMINAL or time.monotonic() > deadline:
             return created, prefix, resource
@@ -98,7 +109,7 @@ def test_concurrent_tasks_over_grpc_share_one_skypilot_poll(connector):
     # one queue_v2 per polling round (5 s) for all tasks, however many GetTasks (one per task per 10 s)
     assert calls <= seconds / 5 + 3, (calls, seconds, len(gets))
     assert len(gets) > calls, (calls, len(gets))
-    for word, (created, prefix, resource) in zip(words, results):
+    for word, (created, prefix, resource) in zip(words, results, strict=True):
         meta = SkyPilotMetadata.decode(created.resource_meta)
         assert resource.phase == TaskExecution.SUCCEEDED, resource.message
         assert any("/dashboard/jobs/" in link.uri for link in resource.log_links)

@@ -3,13 +3,12 @@
 import hashlib
 import os
 import re
-import uuid
 import subprocess
 import sys
+import uuid
 from pathlib import Path
 
 import pytest
-
 from conftest import queue_by_name, statuses, wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -19,8 +18,14 @@ JOB_NAME = re.compile(r"flyte-local-[0-9a-f]{10}")
 
 def pyflyte_run(path: Path, workflow: str, *args: str, **env_vars: str) -> subprocess.CompletedProcess:
     env = {**os.environ, "COLUMNS": "400", **env_vars}  # keep rich from wrapping the messages we look for
-    return subprocess.run([PYFLYTE, "run", path.name, workflow, *args], cwd=path.parent, env=env,
-                          capture_output=True, text=True, timeout=900)
+    return subprocess.run(
+        [PYFLYTE, "run", path.name, workflow, *args],
+        cwd=path.parent,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
 
 
 def test_example_workflow_returns_the_value_computed_in_the_job():
@@ -110,7 +115,9 @@ def test_tasks_naming_one_cluster_run_on_one_pool_created_on_first_use():
         _a_task_queued_behind_the_busy_pool_is_cancelled_by_delete(cluster)
     finally:
         sky.get(jobs.cancel(pool=cluster))  # a pool with jobs still on it is not taken down
-        wait_for(lambda: all(r["status"].is_terminal() for r in _pool_jobs(cluster)), 300, what="the pool's jobs to end")
+        wait_for(
+            lambda: all(r["status"].is_terminal() for r in _pool_jobs(cluster)), 300, what="the pool's jobs to end"
+        )
         sky.get(jobs.pool_down([cluster], purge=True))
 
 
@@ -118,8 +125,11 @@ def _pool_jobs(pool: str):
     import sky
     from sky import jobs
 
-    return [r for r in sky.get(jobs.queue_v2(refresh=False, all_users=True, fields=["job_id", "status", "pool"]))[0]
-            if r["pool"] == pool]
+    return [
+        r
+        for r in sky.get(jobs.queue_v2(refresh=False, all_users=True, fields=["job_id", "status", "pool"]))[0]
+        if r["pool"] == pool
+    ]
 
 
 def _a_task_queued_behind_the_busy_pool_is_cancelled_by_delete(pool: str):
@@ -140,16 +150,28 @@ def _a_task_queued_behind_the_busy_pool_is_cancelled_by_delete(pool: str):
     busy = on_pool()
     wait_for(lambda: statuses(busy.job_name) == ["RUNNING"], 600, what="RUNNING", show=lambda: statuses(busy.job_name))
     queued = on_pool()  # the pool's one worker is busy: SkyPilot keeps this job PENDING
-    wait_for(lambda: statuses(queued.job_name) == ["PENDING"], 300, what="PENDING", show=lambda: statuses(queued.job_name))
-    wait_for(lambda: run(connector.get(queued)).phase == TaskExecution.QUEUED, 120, what="QUEUED",
-             show=lambda: run(connector.get(queued)).message)
+    wait_for(
+        lambda: statuses(queued.job_name) == ["PENDING"], 300, what="PENDING", show=lambda: statuses(queued.job_name)
+    )
+    wait_for(
+        lambda: run(connector.get(queued)).phase == TaskExecution.QUEUED,
+        120,
+        what="QUEUED",
+        show=lambda: run(connector.get(queued)).message,
+    )
     delete(connector, queued)
-    wait_for(lambda: statuses(queued.job_name) == ["CANCELLED"], 300, what="CANCELLED",
-             show=lambda: statuses(queued.job_name))
+    wait_for(
+        lambda: statuses(queued.job_name) == ["CANCELLED"],
+        300,
+        what="CANCELLED",
+        show=lambda: statuses(queued.job_name),
+    )
     assert wait_for(lambda: run(connector.get(queued)).phase == TaskExecution.ABORTED, 30, what="ABORTED")
     assert statuses(busy.job_name) == ["RUNNING"]  # cancelling the queued task left the running one alone
     delete(connector, busy)
-    wait_for(lambda: statuses(busy.job_name) == ["CANCELLED"], 300, what="CANCELLED", show=lambda: statuses(busy.job_name))
+    wait_for(
+        lambda: statuses(busy.job_name) == ["CANCELLED"], 300, what="CANCELLED", show=lambda: statuses(busy.job_name)
+    )
 
 
 def test_flytefile_in_and_flytedirectory_out_pass_through_the_job(tmp_path):
@@ -174,8 +196,14 @@ def _saved_step(token: str):
 def test_a_job_recovered_after_losing_its_node_resumes_from_its_last_checkpoint():
     token = uuid.uuid4().hex[:8]
     env = {**os.environ, "COLUMNS": "400"}
-    run = subprocess.Popen([PYFLYTE, "run", "tasks.py", "checkpoint_wf", "--token", token, "--n", "25"],
-                           cwd=ROOT / "tests" / "bed", env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    run = subprocess.Popen(
+        [PYFLYTE, "run", "tasks.py", "checkpoint_wf", "--token", token, "--n", "25"],
+        cwd=ROOT / "tests" / "bed",
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     try:
         name, step = wait_for(lambda: (s := _saved_step(token)) and s[1] >= 3 and s, 600, what="checkpoint step 3")
         # As a preemption would: the job's Slurm allocation disappears behind SkyPilot's back.

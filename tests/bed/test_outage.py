@@ -12,9 +12,9 @@ import pytest
 from conftest import run, statuses
 from flyteidl.core.execution_pb2 import TaskExecution
 from propeller import outputs, prepare
+from tasks import sleep
 
 from flytekitplugins.skypilot import SkyPilotConnector, settings, sky_api
-from tasks import sleep
 
 pytestmark = [pytest.mark.outage, pytest.mark.alone]
 BED = str(Path(__file__).resolve().parents[2] / "testbed" / "bed.sh")

@@ -20,8 +20,13 @@ def test_plan_shows_the_slurm_placement_of_each_task_and_launches_nothing():
 
 
 def test_plan_command_says_why_a_task_cannot_be_placed():
-    result = subprocess.run([sys.executable, "-m", "flytekitplugins.skypilot.plan", "tests/bed/tasks.py", "h100_wf"],
-                            cwd=ROOT, capture_output=True, text=True, timeout=300)
+    result = subprocess.run(
+        [sys.executable, "-m", "flytekitplugins.skypilot.plan", "tests/bed/tasks.py", "h100_wf"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert result.returncode == 1, result.stdout + result.stderr
     assert "tasks.needs_h100  cannot be placed (below)" in result.stdout
     assert "H100" in result.stdout.split("(below)", 1)[1] and "\x1b[" not in result.stdout
