@@ -1,19 +1,16 @@
 """The connector's create / get / delete against the real API server, as propeller calls them."""
 
-import asyncio
-import os
 import subprocess
 import sys
 import time
-import uuid
 
 import pytest
 from conftest import queue_by_name, run, statuses, wait_for
 from flyteidl.core.execution_pb2 import TaskExecution
 from propeller import delete, execute, outputs, prepare
-from tasks import boom_with_retries, flaky, repeat, sleep
+from tasks import boom_with_retries, repeat, sleep
 
-from flytekitplugins.skypilot import SkyPilotConnector, SkyPilotMetadata, launch_record, sky_api
+from flytekitplugins.skypilot import SkyPilotConnector, SkyPilotMetadata, launch_record
 
 CONNECTOR = SkyPilotConnector()
 FINAL = (TaskExecution.SUCCEEDED, TaskExecution.FAILED, TaskExecution.RETRYABLE_FAILED, TaskExecution.ABORTED)
@@ -26,32 +23,6 @@ def create(task, inputs, retry=0) -> SkyPilotMetadata:
     assert time.monotonic() - started < 10, "CreateTask must return inside propeller's 10 s"
     assert run(CONNECTOR.create(template, prefix, None, metadata)) == meta  # a repeated create launches nothing
     return SkyPilotMetadata.decode(meta.encode())  # what propeller stores and hands back
-
-
-def test_delete_of_a_running_task_cancels_its_job():
-    meta = create(sleep, {"seconds": 600})
-    wait_for(
-        lambda: run(CONNECTOR.get(meta)).phase == TaskExecution.RUNNING,
-        600,
-        what="RUNNING",
-        show=lambda: run(CONNECTOR.get(meta)).message,
-    )
-    delete(CONNECTOR, meta)
-    # SkyPilot tears the job's cluster down before it reports CANCELLED: ~20 s idle, minutes on a busy bed
-    wait_for(
-        lambda: statuses(meta.job_name) == ["CANCELLED"],
-        420,
-        what="the job to reach CANCELLED",
-        show=lambda: statuses(meta.job_name),
-    )
-    aborted = wait_for(
-        lambda: (r := run(CONNECTOR.get(meta))).phase == TaskExecution.ABORTED and r,
-        30,
-        what="ABORTED",
-        show=lambda: run(CONNECTOR.get(meta)).message,
-    )
-    assert "the task was aborted" in aborted.message  # Flyte's own abort, not a cancel behind its back
-    delete(CONNECTOR, meta)  # idempotent: a second delete of an ended job is fine
 
 
 def test_delete_while_the_launch_request_is_in_flight_leaves_no_job():
@@ -121,21 +92,6 @@ def test_delete_while_starting_or_recovering_leaves_the_job_cancelled():
     assert statuses(starting.job_name) == statuses(recovering.job_name) == ["CANCELLED"]
 
 
-def test_a_recoverable_user_error_is_retried_as_a_new_job():
-    from flytekitplugins.skypilot import shared_fs
-
-    where = os.path.join(shared_fs.run_data_dir(), f"flaky-{uuid.uuid4().hex[:8]}")
-    shared_fs.open_to_job(where)  # the job's user writes the marker
-    marker = os.path.join(where, "marker")
-    (first, failed), (second, succeeded) = execute(CONNECTOR, flaky, {"marker": marker})
-    assert failed.phase == TaskExecution.RETRYABLE_FAILED, failed.message
-    assert "[RECOVERABLE]" in failed.message and "the service was not ready; try again" in failed.message
-    assert succeeded.phase == TaskExecution.SUCCEEDED, succeeded.message
-    assert first.job_name != second.job_name  # a retry is a new attempt: a new managed job
-    assert statuses(first.job_name) == ["FAILED"] and statuses(second.job_name) == ["SUCCEEDED"]
-    assert outputs(second.output_prefix, flaky) == {"o0": "succeeded on a retry"}
-
-
 def test_any_other_user_error_fails_the_task_without_retries():
     attempts = execute(CONNECTOR, boom_with_retries, {})
     assert len(attempts) == 1  # retries=3, yet Flyte does not retry a non-recoverable user error
@@ -145,39 +101,6 @@ def test_any_other_user_error_fails_the_task_without_retries():
     log = failed.message.split("last lines of the job's log:\n", 1)[1]  # what the job printed, from SkyPilot
     assert "checked the input: about to give up" in log and "(flyte-" not in log, failed.message
     assert statuses(meta.job_name) == ["FAILED"]
-
-
-def test_many_gets_share_one_skypilot_call_per_cycle(monkeypatch):
-    calls = {"queue": 0, "request_states": 0}
-    for name in calls:
-        real = getattr(sky_api, name)
-
-        def spy(*a, _real=real, _name=name, **k):
-            calls[_name] += 1
-            return _real(*a, **k)
-
-        monkeypatch.setattr(sky_api, name, spy)
-    metas = [create(sleep, {"seconds": 1}) for _ in range(3)]
-    try:
-        for counter in calls:
-            calls[counter] = 0
-
-        async def all_gets():
-            return await asyncio.gather(*(CONNECTOR.get(m) for m in metas for _ in range(8)))
-
-        started = time.monotonic()
-        resources = run(all_gets())
-        seconds = time.monotonic() - started
-        assert len(resources) == 24
-        # 24 gets for 3 tasks share the tracker's polling rounds (one api_status + one queue_v2 each), where
-        # polling per get would make 24 calls or more
-        assert calls["request_states"] + calls["queue"] <= 6, (calls, seconds)
-        assert seconds < 10, seconds
-        phases = {r.phase for r in resources}
-        assert phases <= {TaskExecution.INITIALIZING, TaskExecution.QUEUED, TaskExecution.RUNNING}, phases
-    finally:
-        for m in metas:
-            delete(CONNECTOR, m)
 
 
 GET_IN_A_NEW_PROCESS = """

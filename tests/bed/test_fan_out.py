@@ -12,7 +12,7 @@ from propeller import delete, outputs, prepare
 from flytekitplugins.skypilot import SkyPilotConnector, shared_fs, sky_api
 
 FINAL = (TaskExecution.SUCCEEDED, TaskExecution.FAILED, TaskExecution.RETRYABLE_FAILED, TaskExecution.ABORTED)
-N = 8
+N = 4  # each rank its own cluster: more at once than this overloads the 2-core bed
 
 
 @pytest.fixture
@@ -28,12 +28,13 @@ def job_names():
         sky.get(jobs.cancel(job_ids=running))
 
 
-# Eight jobs at once load the 2-core bed like eight tests (load average ~50 while they provision; 13.5 min in
-# all): `bash dev.sh test` runs this after the others, alone. No pool: SkyPilot 0.14 starts a pool's queued jobs
-# with minutes of backoff between rounds (measured on the bed: 2 workers took ~25 min for 8 jobs), where eight
-# jobs on their own clusters run side by side.
+# Four jobs at once load the 2-core bed like four tests (eight took 13.5 min, load average ~50 while they
+# provisioned): `bash dev.sh test` runs this after the others, alone. No pool: SkyPilot 0.14 starts a pool's queued
+# jobs with minutes of backoff between rounds (measured on the bed: 2 workers took ~25 min for 8 jobs), where
+# jobs on their own clusters run side by side. Ranks: 0 and 1 succeed (outputs 0 and 1: a subtask computing
+# another element fails the test), 2 runs until Flyte aborts it, 3 fails recoverably and is retried.
 @pytest.mark.alone
-def test_a_fan_out_of_eight_subtasks_is_one_skypilot_request(monkeypatch, job_names):
+def test_a_fan_out_of_four_subtasks_is_one_skypilot_request(monkeypatch, job_names):
     from tasks import square
 
     launches = []
@@ -57,26 +58,28 @@ def test_a_fan_out_of_eight_subtasks_is_one_skypilot_request(monkeypatch, job_na
     assert len({m.job_name for m in metas}) == 1 and [m.batch_rank for m in metas] == list(range(N))
     assert launches == []  # nothing launched yet: the batch closes once no subtask joined it for 2 s
 
-    cancelled = metas[7]
+    cancelled = metas[2]
     wait_for(
         lambda: run(connector.get(cancelled)).phase == TaskExecution.RUNNING,
         900,
-        what="item 7 RUNNING",
+        what="item 2 RUNNING",
         show=lambda: run(connector.get(cancelled)).message,
     )
-    delete(connector, cancelled)  # only item 7's job: its siblings share its job name and launch request
+    delete(connector, cancelled)  # only item 2's job: its siblings share its job name and launch request
     assert launches == [N]  # one SkyPilot request for the whole fan-out
 
     final = {}
     deadline = time.monotonic() + 1200
     while len(final) < N - 1 and time.monotonic() < deadline:
-        for rank, meta in enumerate(metas[:7]):
-            if rank not in final and (resource := run(connector.get(meta))).phase in FINAL:
+        for rank, meta in enumerate(metas):
+            if rank != 2 and rank not in final and (resource := run(connector.get(meta))).phase in FINAL:
                 final[rank] = resource
         time.sleep(5)
     assert len(final) == N - 1, {r: m.phase for r, m in final.items()}
+    # a FlyteRecoverableException: retryable, with the user's own message and kind
     assert final[3].phase == TaskExecution.RETRYABLE_FAILED and "item 3: the service was not ready" in final[3].message
-    for rank in (0, 1, 2, 4, 5, 6):
+    assert "[RECOVERABLE]" in final[3].message, final[3].message
+    for rank in (0, 1):
         assert final[rank].phase == TaskExecution.SUCCEEDED, final[rank].message
         assert outputs(subtasks[rank][1], square) == {"o0": rank * rank}
     # the failed subtask is retried alone, as its next attempt
@@ -88,8 +91,8 @@ def test_a_fan_out_of_eight_subtasks_is_one_skypilot_request(monkeypatch, job_na
     assert launches == [N, 1] and retry.job_name != metas[0].job_name
 
     jobs = sorted(queue_by_name(metas[0].job_name), key=lambda r: r["job_id"])
-    assert [r["status"].value for r in jobs] == ["SUCCEEDED"] * 3 + ["FAILED"] + ["SUCCEEDED"] * 3 + ["CANCELLED"]
+    assert [r["status"].value for r in jobs] == ["SUCCEEDED", "SUCCEEDED", "CANCELLED", "FAILED"]
     aborted = wait_for(
-        lambda: (r := run(connector.get(cancelled))).phase == TaskExecution.ABORTED and r, 60, what="item 7 ABORTED"
+        lambda: (r := run(connector.get(cancelled))).phase == TaskExecution.ABORTED and r, 60, what="item 2 ABORTED"
     )
-    assert f"/dashboard/jobs/{jobs[7]['job_id']}" in aborted.log_links[0].uri  # each subtask links its own job
+    assert f"/dashboard/jobs/{jobs[2]['job_id']}" in aborted.log_links[0].uri  # each subtask links its own job

@@ -36,16 +36,6 @@ def test_example_workflow_returns_the_value_computed_in_the_job():
     assert statuses(name) == ["SUCCEEDED"]
 
 
-def test_user_exception_fails_the_run_with_the_users_message():
-    result = pyflyte_run(ROOT / "tests" / "bed" / "tasks.py", "boom_wf")
-    out = result.stdout + result.stderr
-    assert result.returncode != 0
-    assert "ValueError" in out and "boom" in out, out
-    assert "user program failure" in out  # SkyPilot's own reason, beside the user's
-    name = JOB_NAME.search(out).group(0)
-    assert statuses(name) == ["FAILED"]
-
-
 def test_unplaceable_task_fails_with_skypilots_reason_and_leaves_no_job():
     result = pyflyte_run(ROOT / "tests" / "bed" / "tasks.py", "h100_wf")
     out = result.stdout + result.stderr
@@ -55,17 +45,6 @@ def test_unplaceable_task_fails_with_skypilots_reason_and_leaves_no_job():
     # SkyPilot records the request as a job that failed its prechecks: nothing is left running or queued.
     name = JOB_NAME.search(out).group(0)
     assert statuses(name) == ["FAILED_PRECHECKS"]
-
-
-def test_a_secret_passed_by_name_reaches_the_job_and_nowhere_else():
-    value = f"bed-secret-{uuid.uuid4().hex}"
-    result = pyflyte_run(ROOT / "tests" / "bed" / "tasks.py", "secret_wf", BED_TOKEN=value)
-    assert result.returncode == 0, result.stdout + result.stderr
-    assert hashlib.sha256(value.encode()).hexdigest() in result.stdout  # computed in the job from the secret
-    assert value not in result.stdout + result.stderr
-    run_dir = Path(os.environ["FLYTE_SKYPILOT_SHARED_DIR"])
-    leaked = [p for p in run_dir.rglob("*.pb") if value.encode() in p.read_bytes()]
-    assert not leaked, leaked  # not in any inputs, outputs or error document
 
 
 def test_multi_node_task_reaches_the_head_over_master_addr_and_returns_the_heads_value():
@@ -83,6 +62,7 @@ def test_a_failure_on_any_node_fails_the_task_with_that_nodes_error():
     out = result.stdout + result.stderr
     assert result.returncode != 0
     assert "node 1: " in out and "node 1 cannot go on" in out, out
+    assert "ValueError" in out and "user program failure" in out, out  # the user's error beside SkyPilot's reason
     assert statuses(JOB_NAME.search(out).group(0)) == ["FAILED"]
 
 
@@ -105,14 +85,12 @@ def test_tasks_naming_one_cluster_run_on_one_pool_created_on_first_use():
     try:
         result = pyflyte_run(ROOT / "tests" / "bed" / "tasks.py", "cluster_wf", BED_CLUSTER=cluster)
         assert result.returncode == 0, result.stdout + result.stderr
-        names = JOB_NAME.findall(result.stdout)
-        assert re.search(r"t1@\S*flyte-local-", result.stdout) and re.search(r"t2@\S*flyte-local-", result.stdout)
-        records = [queue_by_name(name)[0] for name in dict.fromkeys(names)]
-        assert len(records) == 2 and all(r["status"].value == "SUCCEEDED" for r in records), records
-        assert {r["pool"] for r in records} == {cluster}, records  # both ran on the pool, the second on warm capacity
+        assert re.search(r"t1@\S*flyte-local-", result.stdout), result.stdout
+        first = queue_by_name(JOB_NAME.search(result.stdout).group(0))
+        assert [(r["status"].value, r["pool"]) for r in first] == [("SUCCEEDED", cluster)], first
         pools = sky.get(jobs.pool_status([cluster]))
         assert len(pools) == 1 and pools[0]["name"] == cluster  # left up for the next task naming it
-        _a_task_queued_behind_the_busy_pool_is_cancelled_by_delete(cluster)
+        _the_next_task_runs_on_the_warm_pool_and_one_queued_behind_it_is_cancelled(cluster)
     finally:
         sky.get(jobs.cancel(pool=cluster))  # a pool with jobs still on it is not taken down
         wait_for(
@@ -132,7 +110,9 @@ def _pool_jobs(pool: str):
     ]
 
 
-def _a_task_queued_behind_the_busy_pool_is_cancelled_by_delete(pool: str):
+def _the_next_task_runs_on_the_warm_pool_and_one_queued_behind_it_is_cancelled(pool: str):
+    """A second cluster_name task runs on the pool's warm worker (RUNNING, then deleted as Flyte aborts it); a
+    task queued behind it (PENDING: the one worker is busy) is cancelled by its delete, leaving the first alone."""
     from conftest import run
     from flyteidl.core.execution_pb2 import TaskExecution
     from propeller import delete, prepare
@@ -142,14 +122,16 @@ def _a_task_queued_behind_the_busy_pool_is_cancelled_by_delete(pool: str):
 
     connector = SkyPilotConnector()
 
-    def on_pool():
+    def on_pool(key: str):
         template, prefix, metadata = prepare(sleep, {"seconds": 600})
-        template.custom["pool"] = pool  # as SkyPilot(pool=...) serialises it
+        template.custom[key] = pool  # as SkyPilot(cluster_name=...) / SkyPilot(pool=...) serialise it
         return run(connector.create(template, prefix, None, metadata))
 
-    busy = on_pool()
+    busy = on_pool("cluster_name")  # the pool exists: launched on it at once, on warm capacity
+    assert busy.request_id, busy
     wait_for(lambda: statuses(busy.job_name) == ["RUNNING"], 600, what="RUNNING", show=lambda: statuses(busy.job_name))
-    queued = on_pool()  # the pool's one worker is busy: SkyPilot keeps this job PENDING
+    assert [r["pool"] for r in queue_by_name(busy.job_name)] == [pool]
+    queued = on_pool("pool")  # the pool's one worker is busy: SkyPilot keeps this job PENDING
     wait_for(
         lambda: statuses(queued.job_name) == ["PENDING"], 300, what="PENDING", show=lambda: statuses(queued.job_name)
     )
@@ -168,20 +150,31 @@ def _a_task_queued_behind_the_busy_pool_is_cancelled_by_delete(pool: str):
     )
     assert wait_for(lambda: run(connector.get(queued)).phase == TaskExecution.ABORTED, 30, what="ABORTED")
     assert statuses(busy.job_name) == ["RUNNING"]  # cancelling the queued task left the running one alone
-    delete(connector, busy)
+    delete(connector, busy)  # a RUNNING task aborted by Flyte
     wait_for(
         lambda: statuses(busy.job_name) == ["CANCELLED"], 300, what="CANCELLED", show=lambda: statuses(busy.job_name)
     )
+    aborted = wait_for(lambda: (r := run(connector.get(busy))).phase == TaskExecution.ABORTED and r, 30, what="ABORTED")
+    assert "the task was aborted" in aborted.message  # Flyte's own abort, not a cancel behind its back
+    delete(connector, busy)  # idempotent: a second delete of an ended job is fine
 
 
-def test_flytefile_in_and_flytedirectory_out_pass_through_the_job(tmp_path):
+def test_flytefile_in_and_flytedirectory_out_and_a_secret_by_name_pass_through_the_job(tmp_path):
     doc = tmp_path / "doc.txt"
     doc.write_text(f"quiet words {uuid.uuid4().hex[:6]}")
-    result = pyflyte_run(ROOT / "tests" / "bed" / "tasks.py", "files_wf", "--doc", str(doc))
+    value = f"bed-secret-{uuid.uuid4().hex}"  # the connector's value of the secret the task names
+    result = pyflyte_run(ROOT / "tests" / "bed" / "tasks.py", "files_wf", "--doc", str(doc), BED_TOKEN=value)
     assert result.returncode == 0, result.stdout + result.stderr
     out = Path(re.search(r"(/tmp/shared/\S+)", result.stdout).group(1))
     assert (out / "loud.txt").read_text() == doc.read_text().upper()
     assert JOB_NAME.search((out / "where.txt").read_text())  # written inside the managed job
+    # the secret reached the job (its digest was computed there) and nothing else: no output, log or document
+    assert (out / "token.sha256").read_text() == hashlib.sha256(value.encode()).hexdigest()
+    assert value not in result.stdout + result.stderr
+    run_dir = Path(os.environ["FLYTE_SKYPILOT_SHARED_DIR"])
+    documents = [*run_dir.rglob("*.pb"), *run_dir.rglob("skypilot-launch.json")]
+    leaked = [p for p in documents if value.encode() in p.read_bytes()]
+    assert not leaked, leaked  # not in any inputs, outputs, error document or launch record
 
 
 def _saved_step(token: str):
