@@ -1,6 +1,6 @@
 """GetTask for N tasks at once: the connector's shared poll vs one queue_v2 per task, on a real API server.
 
-    eval "$(bash testbed/bed.sh env)"; .venv/bin/python benchmarks/coalesced_get.py [N ...]
+    eval "$(bash testbed/bed.sh env)"; .venv/bin/python -m benchmarks.coalesced_get [N ...]    (from the repo root)
 
 Uses the managed jobs already in the API server's queue (run the tests or the example first); each of the N
 tasks asks for one of them. Prints, side by side, wall time and SkyPilot calls for both ways.
@@ -29,7 +29,7 @@ def naive(job_ids):
 
 
 def coalesced(job_ids):
-    tracker = Tracker(max_age=5.0, wait=120.0)  # the benchmark waits for the answer, however long
+    tracker = Tracker(sky_api.Client(), max_age=5.0, wait=120.0)  # the benchmark waits for the answer, however long
     with ThreadPoolExecutor(len(job_ids)) as pool:
         records = list(pool.map(tracker.job, job_ids))
     assert all(r is not None for r in records)

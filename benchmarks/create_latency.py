@@ -1,6 +1,6 @@
 """CreateTask latency vs the launch's own resolution time, on a real API server.
 
-    eval "$(bash testbed/bed.sh env)"; .venv/bin/python benchmarks/create_latency.py [N]
+    eval "$(bash testbed/bed.sh env)"; .venv/bin/python -m benchmarks.create_latency [N]    (from the repo root)
 
 CreateTask returns once SkyPilot has accepted the launch request; the launch itself (request id -> job id)
 resolves later. Prints both, p50 / p99 / max, side by side; every job launched here is cancelled at the end.
@@ -10,15 +10,10 @@ import asyncio
 import statistics
 import sys
 import time
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "bed"))
-
-from propeller import prepare  # noqa: E402
-from tasks import sleep  # noqa: E402
-
-from flytekitplugins.skypilot import SkyPilotConnector, sky_api  # noqa: E402
-from flytekitplugins.skypilot.tracker import TRACKER  # noqa: E402  (what get() reads)
+from flytekitplugins.skypilot import SkyPilotConnector, sky_api
+from tests.bed.tasks import sleep
+from tests.support import prepare
 
 
 def pct(values, p):
@@ -35,7 +30,7 @@ def main(n: int) -> None:
         t0 = time.monotonic()
         meta = loop.run_until_complete(connector.create(template, prefix, None, metadata))
         create_s.append(time.monotonic() - t0)
-        while TRACKER.launch(meta.request_id, fresh=True).state in ("NEW", "PENDING", "RUNNING"):
+        while connector.runtime.tracker.launch(meta.request_id, fresh=True).state in ("NEW", "PENDING", "RUNNING"):
             time.sleep(0.2)
         resolve_s.append(time.monotonic() - t0)
         metas.append(meta)

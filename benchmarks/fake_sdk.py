@@ -1,18 +1,21 @@
 """A stand-in for a SkyPilot API server at a scale this machine cannot host (1,000 in-flight managed jobs),
-replaying the latencies measured on the bed's real one (benchmarks/coalesced_get.py, create_latency.py).
+replaying the latencies measured on the bed's real one (benchmarks/coalesced_get.py, create_latency.py), and for
+the connector's fast contract tests (outages, cancels, failed jobs, batched launches).
 
 It cannot drift from the SDK: every call is bound against the real SDK function's signature first (a call
 the real SDK would reject fails here too), and it answers with the real SDK's own types (ManagedJobRecord,
-RequestPayload, ManagedJobStatus, RequestStatus). queue_v2 calls serialise, as they do on a real server.
+RequestPayload, ManagedJobStatus, RequestStatus) and raises its own exceptions. queue_v2 calls serialise, as
+they do on a real server. Hand `sdk()` to the connector: `Runtime(sdk=server.sdk())`.
 """
 
 import inspect
 import itertools
+import json
 import threading
 import time
 import uuid
 from types import SimpleNamespace
-from typing import Dict, List
+from typing import Dict, List, Optional, Tuple
 
 import sky
 from sky import exceptions, jobs
@@ -22,7 +25,16 @@ from sky.server.requests import payloads
 from sky.server.requests.requests import RequestStatus
 
 # Seconds per call, from the bed (p50s): queue_v2 is the expensive one and serialises server-side.
-LATENCY = {"launch": 0.16, "api_status": 0.05, "get": 0.05, "queue_v2": 0.4, "cancel": 0.1, "api_cancel": 0.1}
+LATENCY = {
+    "launch": 0.16,
+    "api_status": 0.05,
+    "get": 0.05,
+    "queue_v2": 0.4,
+    "cancel": 0.1,
+    "api_cancel": 0.1,
+    "tail_logs": 0.1,
+}
+NO_LATENCY = {name: 0.0 for name in LATENCY}
 _REAL = {
     "launch": jobs.launch,
     "queue_v2": jobs.queue_v2,
@@ -30,18 +42,24 @@ _REAL = {
     "get": sky.get,
     "cancel": jobs.cancel,
     "api_cancel": sky.api_cancel,
+    "tail_logs": jobs.tail_logs,
 }
+URL = "http://fake-api-server"
 
 
 class FakeApiServer:
     def __init__(self, launch_seconds: float = 2.0, latency: Dict[str, float] = None) -> None:
         self.latency = {**LATENCY, **(latency or {})}
-        self.launch_seconds = launch_seconds  # how long a launch request takes to create its job
+        self.launch_seconds = launch_seconds  # how long a launch request takes to create its jobs
         self.calls: Dict[str, int] = {name: 0 for name in _REAL}
+        self.unreachable = False  # an outage: every call raises ApiServerConnectionError, as the SDK does
+        self.launches: List[Tuple[str, int]] = []  # (job name, num_jobs) of every launch request
+        self.cancelled: List[int] = []  # job ids cancelled, in order
+        self.logs: Dict[int, str] = {}  # job id -> what the job printed (tail_logs)
         self._serial = threading.Lock()  # queue_v2 calls wait for each other
         self._lock = threading.Lock()
         self._ids = itertools.count(1)
-        self._requests: Dict[str, dict] = {}  # request id -> {"kind", "at", "job_id" | "job_ids"}
+        self._requests: Dict[str, dict] = {}  # request id -> {"kind", "at", ...; a launch's "job_ids"}
         self._jobs: Dict[int, dict] = {}
 
     def sdk(self) -> SimpleNamespace:
@@ -55,9 +73,35 @@ class FakeApiServer:
             Dag=sky.Dag,
         )  # offline parts: the real ones
         fake_jobs = SimpleNamespace(
-            launch=self._call("launch"), queue_v2=self._call("queue_v2"), cancel=self._call("cancel")
+            launch=self._call("launch"),
+            queue_v2=self._call("queue_v2"),
+            cancel=self._call("cancel"),
+            tail_logs=self._call("tail_logs"),
         )
         return SimpleNamespace(sky=fake_sky, jobs=fake_jobs, exceptions=exceptions)
+
+    # ---- what a test does to the server ----
+
+    def set_status(self, job_id: int, status: ManagedJobStatus, failure_reason: Optional[str] = None) -> None:
+        """Moves a job on (otherwise it goes PENDING, STARTING, RUNNING with age and stays there)."""
+        with self._lock:
+            self._jobs[job_id].update(status=status, failure_reason=failure_reason)
+
+    def job_ids(self) -> List[int]:
+        with self._lock:
+            self._advance()
+            return sorted(self._jobs)
+
+    def jobs_named(self, name: str) -> List[int]:
+        with self._lock:
+            self._advance()
+            return sorted(j for j, job in self._jobs.items() if job["name"] == name)
+
+    def status(self, job_id: int) -> ManagedJobStatus:
+        with self._lock:
+            return self._record(job_id).status
+
+    # ---- the calls ----
 
     def _call(self, name: str):
         signature = inspect.signature(_REAL[name])
@@ -67,14 +111,28 @@ class FakeApiServer:
             bound = signature.bind(*args, **kwargs)  # TypeError where the real SDK would refuse the call
             with self._lock:
                 self.calls[name] += 1
+            if self.unreachable:
+                raise exceptions.ApiServerConnectionError(URL)
             if name == "queue_v2":
                 with self._serial:
                     time.sleep(self.latency[name])
             else:
                 time.sleep(self.latency[name])
+            with self._lock:
+                self._advance()
             return handler(**bound.arguments)
 
         return call
+
+    def _advance(self) -> None:
+        """Launch requests whose time has come create their jobs (caller holds the lock)."""
+        now = time.monotonic()
+        for request in self._requests.values():
+            due = request["kind"] == "launch" and now - request["at"] >= self.launch_seconds
+            if due and "job_ids" not in request and not request.get("cancelled"):
+                request["job_ids"] = [next(self._ids) for _ in range(request["num_jobs"])]
+                for job_id in request["job_ids"]:
+                    self._jobs[job_id] = {"name": request["name"], "at": request["at"] + self.launch_seconds}
 
     def _request(self, **body) -> str:
         request_id = str(uuid.uuid4())
@@ -82,71 +140,105 @@ class FakeApiServer:
             self._requests[request_id] = {"at": time.monotonic(), **body}
         return request_id
 
-    def _launch(self, task, name=None, **_):
-        return self._request(kind="launch", name=name)
+    def _state(self, request: dict) -> RequestStatus:
+        if request.get("cancelled"):
+            return RequestStatus.CANCELLED
+        if request["kind"] == "launch" and "job_ids" not in request:
+            return RequestStatus.RUNNING
+        return RequestStatus.SUCCEEDED
 
-    def _api_status(self, request_ids=None, **_):
-        out = []
-        for request_id in request_ids or []:
-            request = self._requests.get(request_id)
-            if request is None:
-                continue
-            done = request["kind"] != "launch" or time.monotonic() - request["at"] >= self.launch_seconds
-            status = RequestStatus.SUCCEEDED if done else RequestStatus.RUNNING
-            out.append(
-                payloads.RequestPayload(
-                    request_id=request_id,
-                    name=f"jobs.{request['kind']}",
-                    entrypoint="",
-                    request_body="",
-                    status=status.value,
-                    created_at=request["at"],
-                    user_id="bench",
-                    return_value="",
-                    error="",
-                    pid=None,
-                    schedule_type="short",
-                )
-            )
-        return out
+    def _launch(self, task, name=None, num_jobs=None, **_):
+        with self._lock:
+            self.launches.append((name, num_jobs or 1))
+        return self._request(kind="launch", name=name, num_jobs=num_jobs or 1)
+
+    def _api_status(self, request_ids=None, all_status=False, **_):
+        with self._lock:
+            chosen = list(self._requests) if request_ids is None else [r for r in request_ids if r in self._requests]
+            out = []
+            for request_id in chosen:
+                request, state = self._requests[request_id], self._state(self._requests[request_id])
+                if request_ids is None and not all_status and state != RequestStatus.RUNNING:
+                    continue  # like the real server: without all_status, only the requests in flight
+                out.append(_payload(request_id, request, state))
+            return out
 
     def _get(self, request_id):
         request = self._requests[request_id]
         if request["kind"] == "launch":
-            with self._lock:
-                if "job_id" not in request:
-                    request["job_id"] = next(self._ids)
-                    self._jobs[request["job_id"]] = {"name": request["name"], "at": time.monotonic()}
-            return [request["job_id"]], None
+            while True:  # the real get blocks until the request finished
+                with self._lock:
+                    self._advance()
+                    state = self._state(request)
+                if state != RequestStatus.RUNNING:
+                    break
+                time.sleep(0.01)
+            if state == RequestStatus.CANCELLED:
+                raise exceptions.RequestCancelled(f"Request {request_id} is cancelled")
+            return list(request["job_ids"]), None
         if request["kind"] == "queue_v2":
-            records = [self._record(j) for j in request["job_ids"] if j in self._jobs]
+            with self._lock:
+                records = [self._record(j) for j in self._queued(request)]
             return records, len(records), {}, len(self._jobs)
         return None
+
+    def _queued(self, request: dict) -> List[int]:
+        if request["job_ids"]:
+            return [j for j in request["job_ids"] if j in self._jobs]
+        return sorted(j for j, job in self._jobs.items() if request["name_match"] in job["name"])
 
     def _record(self, job_id: int) -> responses.ManagedJobRecord:
         job = self._jobs[job_id]
         age = time.monotonic() - job["at"]
-        status = (
+        status = job.get("status") or (
             ManagedJobStatus.PENDING if age < 2 else ManagedJobStatus.STARTING if age < 5 else ManagedJobStatus.RUNNING
         )
         return responses.ManagedJobRecord(
             job_id=job_id,
             job_name=job["name"],
             status=status,
+            failure_reason=job.get("failure_reason"),
             recovery_count=0,
             infra="Fake (bench)",
             cloud="Fake",
             job_duration=age,
         )
 
-    def _queue_v2(self, refresh, job_ids=None, **_):
-        return self._request(kind="queue_v2", job_ids=list(job_ids or []))
+    def _queue_v2(self, refresh, job_ids=None, name_match=None, **_):
+        return self._request(kind="queue_v2", job_ids=list(job_ids or []), name_match=name_match or "")
 
-    def _cancel(self, **_):
+    def _cancel(self, name=None, job_ids=None, **_):
+        with self._lock:
+            for job_id, job in self._jobs.items():
+                if (job_id in (job_ids or []) or job["name"] == name) and not self._record(job_id).status.is_terminal():
+                    job["status"] = ManagedJobStatus.CANCELLED
+                    self.cancelled.append(job_id)
         return self._request(kind="cancel")
 
-    def _api_cancel(self, **_):
+    def _api_cancel(self, request_ids=None, **_):
+        with self._lock:
+            for request_id in [request_ids] if isinstance(request_ids, str) else request_ids or []:
+                request = self._requests.get(request_id)
+                if request is not None and self._state(request) == RequestStatus.RUNNING:
+                    request["cancelled"] = True
         return self._request(kind="api_cancel")
 
-    def job_ids(self) -> List[int]:
-        return sorted(self._jobs)
+    def _tail_logs(self, job_id=None, output_stream=None, **_):
+        output_stream.write(self.logs.get(job_id, ""))
+        return 0
+
+
+def _payload(request_id: str, request: dict, state: RequestStatus) -> payloads.RequestPayload:
+    return payloads.RequestPayload(
+        request_id=request_id,
+        name=f"sky.jobs.{request['kind']}",
+        entrypoint="",
+        request_body=json.dumps({"name": request.get("name")}),
+        status=state.value,
+        created_at=request["at"],
+        user_id="bench",
+        return_value="",
+        error="",
+        pid=None,
+        schedule_type="short",
+    )

@@ -1,6 +1,6 @@
 """A fan-out launched as one SkyPilot request vs one launch per subtask, side by side, on the real bed.
 
-    eval "$(bash testbed/bed.sh env)"; .venv/bin/python benchmarks/fan_out.py [N] [M] [POOL_NAME]
+    eval "$(bash testbed/bed.sh env)"; .venv/bin/python -m benchmarks.fan_out [N] [M] [POOL_NAME]  (repo root)
 
 Creates the subtasks of one task as propeller creates a map_task's (one after another), batched
 (FLYTE_SKYPILOT_BATCH_WINDOW=2) and one launch per subtask (=0), on a warm SkyPilot pool (POOL_NAME, left up; or
@@ -17,22 +17,17 @@ import os
 import sys
 import time
 import uuid
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "bed"))
-
-from propeller import prepare  # noqa: E402
-from tasks import repeat  # noqa: E402
-
-from flytekitplugins.skypilot import SkyPilotConnector, settings, sky_api  # noqa: E402
+from flytekitplugins.skypilot import SkyPilotConnector, settings, sky_api
+from tests.bed.tasks import repeat
+from tests.support import prepare
 
 RUNNING, SUCCEEDED = 2, 3
 FINAL = (3, 4, 5, 8)
 
 
 def fan_out(n: int, pool: str, batched: bool, to_the_end: bool) -> dict:
-    os.environ[settings.BATCH_WINDOW_ENV] = "2" if batched else "0"
-    settings.current.cache_clear()
+    os.environ[settings.BATCH_WINDOW_ENV] = "2" if batched else "0"  # read by the connector's new Runtime
     launches, real_launch = [], sky_api.launch
     sky_api.launch = lambda *a, **k: launches.append(k.get("num_jobs", 1)) or real_launch(*a, **k)
     connector, execution, loop = (

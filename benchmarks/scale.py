@@ -1,6 +1,6 @@
 """1,000 in-flight tasks on one connector replica, against a stand-in API server replaying the bed's latencies.
 
-    .venv/bin/python benchmarks/scale.py [N ...]        (default: 100 1000; no API server needed)
+    .venv/bin/python -m benchmarks.scale [N ...]        (from the repo root; default: 100 1000; no API server needed)
 
 For each N: CreateTask for N tasks (10 at a time, as the connector's gRPC workers take them), then four
 propeller-like cycles of GetTask for every task at once, 5 s apart; the last two (every launch settled) count.
@@ -18,34 +18,24 @@ import tempfile
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
-from types import SimpleNamespace
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from fake_sdk import LATENCY, FakeApiServer  # noqa: E402
-from flytekit.configuration import ImageConfig, SerializationSettings  # noqa: E402
-from flytekit.models.core.identifier import (  # noqa: E402
+from flytekit.configuration import ImageConfig, SerializationSettings
+from flytekit.models.core.identifier import (
     Identifier,
     NodeExecutionIdentifier,
     ResourceType,
     TaskExecutionIdentifier,
     WorkflowExecutionIdentifier,
 )
-from flytekit.models.task import TaskExecutionMetadata  # noqa: E402
-from flytekit.tools.translator import get_serializable  # noqa: E402
+from flytekit.models.task import TaskExecutionMetadata
+from flytekit.tools.translator import get_serializable
 
-from flytekitplugins.skypilot import SkyPilotYamlTask, sky_api  # noqa: E402
-from flytekitplugins.skypilot import connector as connector_module  # noqa: E402
-from flytekitplugins.skypilot import tracker as tracker_module  # noqa: E402
+from benchmarks.fake_sdk import LATENCY, FakeApiServer
+from flytekitplugins.skypilot import SkyPilotConnector, SkyPilotYamlTask, sky_api
+from flytekitplugins.skypilot.runtime import Runtime
+from flytekitplugins.skypilot.settings import ConnectorSettings
 
 NAIVE_MAX = 100
-
-
-def install(server: FakeApiServer) -> None:
-    real = sky_api._sky()
-    fake = server.sdk()
-    namespace = SimpleNamespace(**{**vars(real), "sky": fake.sky, "jobs": fake.jobs})
-    sky_api._sky = lambda: namespace
 
 
 def metadata(i: int) -> TaskExecutionMetadata:
@@ -82,10 +72,7 @@ async def timed_gets(get, metas):
 
 def run_ours(n: int):
     server = FakeApiServer()
-    install(server)
-    tracker_module.TRACKER = tracker = tracker_module.Tracker(max_age=5.0)
-    connector_module.TRACKER = tracker
-    connector = connector_module.SkyPilotConnector()
+    connector = SkyPilotConnector(runtime=Runtime(ConnectorSettings(poll_interval=5.0), sdk=server.sdk()))
     template = get_serializable(
         {},
         SerializationSettings(image_config=ImageConfig.auto_default_image()),
@@ -110,14 +97,13 @@ def run_ours(n: int):
 
 
 def run_naive(n: int):
-    server = FakeApiServer()
-    install(server)
-    job_ids = [sky_api.launched_job_id(sky_api.launch(None, f"naive-{i}")) for i in range(n)]
+    client = sky_api.Client(FakeApiServer(launch_seconds=0.0).sdk())  # only queue_v2 is measured
+    job_ids = [client.launched_job_id(client.launch(None, f"naive-{i}")) for i in range(n)]
     with ThreadPoolExecutor(64) as pool:
 
         def one(job_id):
             started = time.monotonic()
-            sky_api.queue([job_id])
+            client.queue([job_id])
             return time.monotonic() - started
 
         latencies = list(pool.map(one, job_ids))

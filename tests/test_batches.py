@@ -5,12 +5,14 @@ import subprocess
 from collections import OrderedDict
 from pathlib import Path
 
-from bed.propeller import execution_metadata
 from flytekit.configuration import ImageConfig, SerializationSettings
 from flytekit.extend.backend.base_connector import ConnectorRegistry
 from flytekit.tools.translator import get_serializable
 
-from flytekitplugins.skypilot import SkyPilotConnector, batches, settings
+from flytekitplugins.skypilot import SkyPilotConnector, batches
+from flytekitplugins.skypilot.runtime import Runtime
+from flytekitplugins.skypilot.settings import ConnectorSettings
+from tests.support import execution_metadata
 
 CONFIG = {
     "name": "flyte-e1-n0-0-0-abc",
@@ -32,16 +34,12 @@ def test_subtasks_of_one_fan_out_share_a_batch_and_a_retry_starts_another():
     assert batches.batch_key(execution_metadata("e1", "n0-0-2", 0), {**CONFIG, "envs": {"X": "1"}}) != first
 
 
-def test_what_launches_alone(monkeypatch):
+def test_what_launches_alone():
     assert batches.batch_key(None, CONFIG) is None  # a local run creates one subtask at a time
     assert batches.batch_key(execution_metadata("e1", "n0", 0), {**CONFIG, "num_nodes": 2}) is None
-    monkeypatch.setenv(settings.BATCH_WINDOW_ENV, "0")
-    settings.current.cache_clear()
-    try:
-        assert batches.batch_key(execution_metadata("e1", "n0", 0), CONFIG) is None  # batching turned off
-    finally:
-        monkeypatch.delenv(settings.BATCH_WINDOW_ENV)
-        settings.current.cache_clear()
+    assert Runtime(ConnectorSettings()).batches.key(execution_metadata("e1", "n0", 0), CONFIG) is not None
+    off = Runtime(ConnectorSettings(batch_window=0))  # batching turned off
+    assert off.batches.key(execution_metadata("e1", "n0", 0), CONFIG) is None
 
 
 def test_each_job_of_a_batch_runs_the_command_of_its_rank():
@@ -64,3 +62,5 @@ def test_map_task_subtasks_reach_the_connector(monkeypatch):
     # propeller asks for the connector of the subtask template's type and version
     connector = ConnectorRegistry.get_connector(subtask.type, subtask.task_type_version)
     assert isinstance(connector, SkyPilotConnector) and subtask.task_type_version == 1
+    # one runtime (one tracker, one polling round) for both registrations
+    assert connector.runtime is ConnectorRegistry.get_connector(subtask.type, 0).runtime

@@ -5,6 +5,7 @@ import time
 import pytest
 
 from flytekitplugins.skypilot import cancel, sky_api
+from flytekitplugins.skypilot.tracker import Tracker
 
 
 def test_a_cancel_the_server_does_not_take_is_retried_in_the_background(monkeypatch):
@@ -16,9 +17,10 @@ def test_a_cancel_the_server_does_not_take_is_retried_in_the_background(monkeypa
             raise sky_api.SkyPilotUnavailable("SkyPilot API server http://sky is unreachable (ReadTimeout)")
 
     monkeypatch.setattr(sky_api, "cancel_by_name", cancel_by_name)
-    monkeypatch.setattr(cancel, "_SWEEP_EVERY_S", 0.05)
+    client = sky_api.Client()
+    cancels = cancel.Cancels(client, Tracker(client, max_age=5.0), sweep_every=0.05)
     with pytest.raises(sky_api.SkyPilotUnavailable, match="keeps cancelling managed job flyte-x.*repeated delete"):
-        cancel.cancel("", "flyte-x")  # propeller retries a failed delete; the connector does not wait for it
+        cancels.cancel("", "flyte-x")  # propeller retries a failed delete; the connector does not wait for it
     deadline = time.monotonic() + 5
     while len(calls) < 2 and time.monotonic() < deadline:
         time.sleep(0.05)

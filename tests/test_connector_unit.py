@@ -4,10 +4,10 @@ import os
 import stat
 
 import pytest
-from bed.propeller import execution_metadata as _meta
 
 from flytekitplugins.skypilot import SkyPilotMetadata, shared_fs
 from flytekitplugins.skypilot.connector import job_name
+from tests.support import execution_metadata as _meta
 
 
 def test_job_name_is_deterministic_per_attempt_and_readable():

@@ -1,32 +1,22 @@
 """The benchmarks' stand-in API server cannot drift from SkyPilot's SDK: same signatures, same return types."""
 
-import sys
-from pathlib import Path
-from types import SimpleNamespace
-
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
-from fake_sdk import FakeApiServer  # noqa: E402
-
-from flytekitplugins.skypilot import sky_api  # noqa: E402
+from benchmarks.fake_sdk import NO_LATENCY, FakeApiServer
+from flytekitplugins.skypilot import sky_api
 
 
 @pytest.fixture
-def server(monkeypatch):
-    server = FakeApiServer(launch_seconds=0.0, latency={k: 0.0 for k in ("launch", "api_status", "get", "queue_v2")})
-    real = sky_api._sky()
-    fake = server.sdk()
-    namespace = SimpleNamespace(**{**vars(real), "sky": fake.sky, "jobs": fake.jobs})
-    monkeypatch.setattr(sky_api, "_sky", lambda: namespace)
-    return server
+def server():
+    return FakeApiServer(launch_seconds=0.0, latency=NO_LATENCY)
 
 
 def test_the_gateway_runs_unchanged_against_the_stand_in(server):
-    request_id = sky_api.launch(None, "flyte-bench-1")
-    assert sky_api.request_states([request_id]) == {request_id: "SUCCEEDED"}
-    job_id = sky_api.launched_job_id(request_id)
-    record = sky_api.queue([job_id])[job_id]
+    client = sky_api.Client(server.sdk())
+    request_id = client.launch(None, "flyte-bench-1")
+    assert client.request_states([request_id]) == {request_id: "SUCCEEDED"}
+    job_id = client.launched_job_id(request_id)
+    record = client.queue([job_id])[job_id]
     assert record["job_name"] == "flyte-bench-1" and record["status"] == "PENDING"  # the real enum's value
     assert server.calls["queue_v2"] == 1 and server.calls["api_status"] == 1
 

@@ -17,7 +17,7 @@ ERROR: Job 1 failed with return code list: [1]"""
 def test_the_tail_drops_skypilots_prefixes_and_masks_the_tasks_secret_values(monkeypatch):
     monkeypatch.setenv("_FSEC_HF_TOKEN", "hf_secret_value_9")
     monkeypatch.setattr(sky_api, "log_tail", lambda job_id, lines: LOG)
-    tail = job_log.failure_tail(7, ["HF_TOKEN", "NOT_GIVEN"])
+    tail = job_log.failure_tail(sky_api.Client(), 7, ["HF_TOKEN", "NOT_GIVEN"])
     # flytekit's report of the user's error is left out: the message has that error from error.pb
     assert tail == (
         "last lines of the job's log:\nstep 1\ntoken is ********\n"
@@ -34,7 +34,7 @@ def test_a_slow_log_is_waited_for_on_a_later_get_and_fetched_once(monkeypatch):
         return "the end"
 
     monkeypatch.setattr(sky_api, "log_tail", slow)
-    tails = job_log.Tails()
+    tails = job_log.Tails(sky_api.Client())
     assert tails.get(7, [], wait=0.1) is None  # still coming: the connector reports RUNNING meanwhile
     released.set()
     assert tails.get(7, [], wait=5) == "last lines of the job's log:\nthe end"
@@ -46,4 +46,4 @@ def test_no_log_from_skypilot_means_no_tail(monkeypatch):
         raise sky_api.SkyPilotUnavailable("unreachable")
 
     monkeypatch.setattr(sky_api, "log_tail", unavailable)
-    assert job_log.Tails().get(7, []) == ""
+    assert job_log.Tails(sky_api.Client()).get(7, []) == ""

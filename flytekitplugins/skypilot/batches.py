@@ -19,13 +19,15 @@ import json
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Any, Dict, List, Optional, Set, Tuple
+from typing import Any, Callable, Dict, List, Optional, Set, Tuple
 
 from flytekit import logger
 from flytekit.models.task import TaskExecutionMetadata
 
-from . import launch_record, settings, sky_api, translate
-from .tracker import TRACKER
+from . import launch_record, sky_api, translate
+from .background import Worker
+from .settings import ConnectorSettings
+from .tracker import Tracker
 
 MAX_JOBS = 64  # jobs per request: one SkyPilot request, one run script holding every subtask's command
 _TICK_S = 0.2
@@ -33,7 +35,7 @@ _TICK_S = 0.2
 
 def batch_key(metadata: Optional[TaskExecutionMetadata], config: Dict[str, Any]) -> Optional[str]:
     """What subtasks that may share a launch have in common, or None for a task that launches alone."""
-    if metadata is None or metadata.task_execution_id is None or settings.current().batch_window <= 0:
+    if metadata is None or metadata.task_execution_id is None:
         return None  # a local run creates one subtask at a time
     if config.get("num_nodes", 1) > 1:
         return None
@@ -74,11 +76,27 @@ class Batch:
 
 
 class Batches:
-    def __init__(self) -> None:
+    """This connector process's batches, launched in the background as their windows close."""
+
+    def __init__(
+        self,
+        sky: sky_api.Client,
+        tracker: Tracker,
+        settings: ConnectorSettings,
+        cancel_member: Callable[[Optional[str], str, int], None],
+    ) -> None:
+        self._sky = sky
+        self._tracker = tracker
+        self._settings = settings  # read at each tick: the batch window
+        self._cancel_member = cancel_member  # for ranks deleted before their batch launched
         self._lock = threading.Lock()
         self._open: Dict[str, Batch] = {}  # batch key -> the batch taking members
         self._by_name: Dict[str, Batch] = {}
-        self._launcher: Optional[threading.Thread] = None
+        self._launcher = Worker("skypilot-batches", self._launch_closing)
+
+    def key(self, metadata: Optional[TaskExecutionMetadata], config: Dict[str, Any]) -> Optional[str]:
+        """The subtask's batch key (see batch_key); None when batching is turned off (a batch window of 0)."""
+        return batch_key(metadata, config) if self._settings.batch_window > 0 else None
 
     def join(
         self, key: str, member: str, output_prefix: str, config: Dict[str, Any], pool: Optional[str]
@@ -92,9 +110,7 @@ class Batches:
             batch.members.append((member, output_prefix))
             batch.commands.append(config["run"])
             batch.last_join = time.monotonic()
-            if self._launcher is None or not self._launcher.is_alive():
-                self._launcher = threading.Thread(target=self._launch_closing, name="skypilot-batches", daemon=True)
-                self._launcher.start()
+            self._launcher.start()
             return batch.name, len(batch.commands) - 1
 
     def pending(self, name: str) -> Optional[Batch]:
@@ -112,7 +128,7 @@ class Batches:
     def _launch_closing(self) -> None:
         while True:
             time.sleep(_TICK_S)
-            window = settings.current().batch_window
+            window = self._settings.batch_window
             with self._lock:
                 due = [
                     b
@@ -124,7 +140,7 @@ class Batches:
                 if not any(not b.closed for b in self._open.values()):
                     self._open.clear()
                     if not due:
-                        self._launcher = None
+                        self._launcher.stopping()
                         return
             for batch in due:
                 self._launch(batch)
@@ -132,27 +148,21 @@ class Batches:
     def _launch(self, batch: Batch) -> None:
         try:
             task = translate.sky_task({**batch.config, "name": batch.name, "run": rank_dispatch(batch.commands)})
-            request_id = sky_api.launch(task, batch.name, batch.pool, num_jobs=len(batch.commands))
+            request_id = self._sky.launch(task, batch.name, batch.pool, num_jobs=len(batch.commands))
         except Exception as e:  # reported by get; every member fails with it (retryable)
             batch.error = f"{type(e).__name__}: {sky_api.clean(e)}"
             logger.warning(f"batch {batch.name} of {len(batch.commands)} subtasks not launched: {batch.error}")
             return
-        TRACKER.watch(request_id)
+        self._tracker.watch(request_id)
         with self._lock:
             batch.request_id = request_id
             abandoned = sorted(batch.abandoned)
         logger.info(f"SkyPilot launch request {request_id}: {len(batch.commands)} managed jobs {batch.name}")
         for rank, (member, prefix) in enumerate(batch.members):
             launch_record.write(prefix, member, request_id, batch=batch.name, rank=rank)
-        if abandoned:
-            from . import cancel  # cancel uses the tracker too; imported late to keep module start-up simple
-
-            for rank in abandoned:
-                cancel.cancel_member(request_id, batch.name, rank)
+        for rank in abandoned:
+            self._cancel_member(request_id, batch.name, rank)
 
 
 def _without_run(config: Dict[str, Any]) -> Dict[str, Any]:
     return {k: v for k, v in config.items() if k not in ("run", "name")}
-
-
-BATCHES = Batches()

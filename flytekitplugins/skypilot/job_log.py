@@ -25,7 +25,10 @@ _REPORT_START, _REPORT_END = "Exception when executing task", "!! End Error Capt
 
 
 class Tails:
-    def __init__(self) -> None:
+    """Failed jobs' log tails, each fetched once, in the background."""
+
+    def __init__(self, sky: sky_api.Client) -> None:
+        self._sky = sky
         self._fetches: Dict[int, Future] = {}
         self._lock = threading.Lock()
         self._pool = ThreadPoolExecutor(2, thread_name_prefix="skypilot-log-tail")
@@ -34,7 +37,7 @@ class Tails:
         """The tail ("" if SkyPilot has none), or None while it is still being fetched."""
         with self._lock:
             if job_id not in self._fetches:
-                self._fetches[job_id] = self._pool.submit(failure_tail, job_id, list(secret_names))
+                self._fetches[job_id] = self._pool.submit(failure_tail, self._sky, job_id, list(secret_names))
             fetch = self._fetches[job_id]
         try:
             return fetch.result(timeout=wait)
@@ -42,10 +45,10 @@ class Tails:
             return None
 
 
-def failure_tail(job_id: int, secret_names: Iterable[str]) -> str:
+def failure_tail(sky: sky_api.Client, job_id: int, secret_names: Iterable[str]) -> str:
     """ "last lines of the job's log: ..." or "" when SkyPilot has no log to give."""
     try:
-        text = sky_api.log_tail(job_id, _FETCHED)
+        text = sky.log_tail(job_id, _FETCHED)
     except Exception as e:  # the failure itself is the news; a log SkyPilot cannot give is not
         logger.warning(f"no log tail for managed job {job_id}: {e}")
         return ""
@@ -78,6 +81,3 @@ def masked(text: str, secret_names: Iterable[str]) -> str:
         if value:
             text = text.replace(value, MASK)
     return text
-
-
-TAILS = Tails()

@@ -16,7 +16,7 @@ from typing import Any, Callable, Dict, Optional, Set
 from flytekit import logger
 
 from . import sky_api
-from .tracker import TRACKER
+from .tracker import Tracker
 
 _REGISTER_TIMEOUT_S = 600.0  # how long a pool being created may take to appear in SkyPilot's pool list
 _POLL_S = 3.0
@@ -33,15 +33,18 @@ class PendingLaunch:
     request_id: Optional[str] = None  # set once the job's launch request is submitted
     error: Optional[str] = None  # set when the pool could not be created or the launch not submitted
     abandoned: bool = False  # deleted before it launched
+    launching: bool = False  # sky.jobs.launch is out: an abandon waits for its request id
 
 
 class PoolLaunches:
     """Launches of cluster_name tasks, each once its pool exists."""
 
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
+    def __init__(self, sky: sky_api.Client, tracker: Tracker) -> None:
+        self._sky = sky
+        self._tracker = tracker
+        self._lock = threading.Condition()  # guards the state below; never held across a SkyPilot call
         self._ready: Set[str] = set()  # pools known to exist
-        self._pool_locks: Dict[str, threading.Lock] = {}
+        self._creating: Dict[str, threading.Event] = {}  # pool -> set once its creation ended (either way)
         self._pending: Dict[str, PendingLaunch] = {}  # job name -> its launch
 
     def launch(self, task: Any, name: str, pool: str, pool_task: Callable[[], Any]) -> Optional[str]:
@@ -56,7 +59,7 @@ class PoolLaunches:
                     name=f"pool-launch-{name}",
                     daemon=True,
                 ).start()
-        return sky_api.launch(task, name, pool) if ready else None
+        return self._sky.launch(task, name, pool) if ready else None
 
     def pending(self, name: str) -> Optional[PendingLaunch]:
         return self._pending.get(name)
@@ -68,6 +71,8 @@ class PoolLaunches:
             if pending is None:
                 return None
             pending.abandoned = True
+            while pending.launching:  # submitted but not answered: its request id is what delete must cancel
+                self._lock.wait()
             return pending.request_id
 
     def _launch_when_ready(self, task: Any, name: str, pool: str, pool_task: Callable[[], Any]) -> None:
@@ -77,33 +82,49 @@ class PoolLaunches:
             with self._lock:
                 if pending.abandoned:
                     return
-                pending.request_id = sky_api.launch(task, name, pool)
-            TRACKER.watch(pending.request_id)
-            logger.info(f"SkyPilot launch request {pending.request_id} submitted for managed job {name} on pool {pool}")
+                pending.launching = True
+            request_id = self._sky.launch(task, name, pool)
+            with self._lock:
+                pending.request_id = request_id
+            self._tracker.watch(request_id)
+            logger.info(f"SkyPilot launch request {request_id} submitted for managed job {name} on pool {pool}")
         except Exception as e:  # reported by get; the task fails with it
             pending.error = f"{type(e).__name__}: {sky_api.clean(e)}"
+        finally:
+            with self._lock:
+                pending.launching = False
+                self._lock.notify_all()
 
     def _ensure(self, pool: str, pool_task: Callable[[], Any]) -> None:
-        with self._lock:
-            pool_lock = self._pool_locks.setdefault(pool, threading.Lock())
-        with pool_lock:  # one creation per pool, however many tasks wait for it
-            if pool in self._ready or sky_api.pool_exists(pool):
+        """Returns once the pool exists: one creation per pool, however many tasks wait for it."""
+        while True:
+            with self._lock:
+                if pool in self._ready:
+                    return
+                creation = self._creating.get(pool)
+                if creation is None:  # this thread creates it (or finds it exists)
+                    creation = self._creating[pool] = threading.Event()
+                    break
+            creation.wait()  # another thread's creation; if it failed, this one tries again
+        try:
+            if not self._sky.pool_exists(pool):
+                self._create(pool, pool_task)
+            with self._lock:
                 self._ready.add(pool)
-                return
-            request_id = sky_api.pool_apply(pool_task(), pool)
-            logger.info(
-                f"creating SkyPilot pool {pool} (request {request_id}) for the tasks with cluster_name={pool!r}"
-            )
-            deadline = time.monotonic() + _REGISTER_TIMEOUT_S
-            while not sky_api.pool_exists(pool):
-                state = sky_api.request_states([request_id]).get(request_id)
-                if state in ("FAILED", "CANCELLED") or time.monotonic() > deadline:
-                    raise RuntimeError(
-                        f"SkyPilot could not create pool {pool!r} (request {request_id}: {state}); "
-                        f"see `sky api logs {request_id}`"
-                    )
-                time.sleep(_POLL_S)
-            self._ready.add(pool)
+        finally:
+            with self._lock:
+                del self._creating[pool]
+            creation.set()
 
-
-LAUNCHES = PoolLaunches()
+    def _create(self, pool: str, pool_task: Callable[[], Any]) -> None:
+        request_id = self._sky.pool_apply(pool_task(), pool)
+        logger.info(f"creating SkyPilot pool {pool} (request {request_id}) for the tasks with cluster_name={pool!r}")
+        deadline = time.monotonic() + _REGISTER_TIMEOUT_S
+        while not self._sky.pool_exists(pool):
+            state = self._sky.request_states([request_id]).get(request_id)
+            if state in ("FAILED", "CANCELLED") or time.monotonic() > deadline:
+                raise RuntimeError(
+                    f"SkyPilot could not create pool {pool!r} (request {request_id}: {state}); "
+                    f"see `sky api logs {request_id}`"
+                )
+            time.sleep(_POLL_S)

@@ -1,6 +1,6 @@
-"""The connector's own settings, from its environment, validated once with errors that name the variable."""
+"""The connector's own settings, from its environment, validated once with errors that name the variable
+(a connector's Runtime reads them when it is built)."""
 
-import functools
 import os
 from typing import Optional
 
@@ -55,8 +55,3 @@ class ConnectorSettings(BaseModel):
             }
             problems = "; ".join(f"{names[err['loc'][0]]}: {err['msg']}" for err in e.errors())
             raise ValueError(f"Invalid SkyPilot connector settings: {problems}") from None
-
-
-@functools.lru_cache(maxsize=1)
-def current() -> ConnectorSettings:
-    return ConnectorSettings.from_env()

@@ -1,6 +1,7 @@
 """The only module that uses the SkyPilot SDK: its parsers, and launch, request status, queue, cancel.
 
-Every call here is blocking and talks to the SkyPilot API server named by SKYPILOT_API_SERVER_ENDPOINT.
+Every call here is blocking and talks to the SkyPilot API server named by SKYPILOT_API_SERVER_ENDPOINT (or, through
+a `Client` bound to a stand-in SDK, to that stand-in).
 Errors leave this module as one of three kinds: `SkyPilotUnavailable` (the server cannot be reached or
 refuses us), `LaunchFailed` (SkyPilot rejected or could not run a launch request) or `LaunchCancelled`.
 """
@@ -85,6 +86,48 @@ def _sky() -> SimpleNamespace:
         infra_utils=infra_utils,
         schemas=schemas,
     )
+
+
+def _sdk(override: Optional[SimpleNamespace]) -> SimpleNamespace:
+    """SkyPilot's SDK, with the parts a stand-in API server provides (`sky`, `jobs`, ...) in place of its own."""
+    real = _sky()
+    return real if override is None else SimpleNamespace(**{**vars(real), **vars(override)})
+
+
+# The calls below that talk to an API server: what a Client binds to one SDK.
+SERVER_CALLS = (
+    "launch",
+    "request_states",
+    "launched_job_ids",
+    "launched_job_id",
+    "cancel_request",
+    "queue",
+    "log_tail",
+    "cancel_jobs",
+    "cancel_by_name",
+    "pool_exists",
+    "pool_apply",
+    "job_ids_by_name",
+    "launch_request_named",
+    "server_info",
+    "enabled_infras",
+    "optimizer_table",
+)
+
+
+class Client:
+    """This module's API server calls on one SDK: SkyPilot's own (`sdk=None`), or a namespace standing in for
+    parts of it (`benchmarks/fake_sdk.py`'s FakeApiServer.sdk()), so one connector runtime talks to one server.
+    `client.launch(...)` is `launch(..., sdk=client.sdk)`, looked up when called."""
+
+    def __init__(self, sdk: Optional[SimpleNamespace] = None) -> None:
+        self.sdk = sdk
+
+    def __getattr__(self, name: str) -> Callable:
+        if name not in SERVER_CALLS:
+            raise AttributeError(name)
+        call = globals()[name]
+        return call if self.sdk is None else functools.partial(call, sdk=self.sdk)
 
 
 def warm_up() -> None:
@@ -201,29 +244,31 @@ def _unified(fn: Callable, *args, **kwargs):
 
 
 @_on_server
-def launch(task: Any, name: str, pool: Optional[str] = None, num_jobs: int = 1) -> str:
+def launch(
+    task: Any, name: str, pool: Optional[str] = None, num_jobs: int = 1, sdk: Optional[SimpleNamespace] = None
+) -> str:
     """Submits `task` as `num_jobs` managed jobs named `name` (each sees its SKYPILOT_JOB_RANK); returns the
     launch request id at once (the launch resolves later)."""
     try:
-        return _sky().jobs.launch(task, name=name, pool=pool, num_jobs=num_jobs, job_group=None)
+        return _sdk(sdk).jobs.launch(task, name=name, pool=pool, num_jobs=num_jobs, job_group=None)
     except (ValueError, TypeError) as e:  # validated by the server before the request is queued
         raise LaunchFailed(clean(e)) from None
 
 
 @_on_server
-def request_states(request_ids: Sequence[str]) -> Dict[str, str]:
+def request_states(request_ids: Sequence[str], sdk: Optional[SimpleNamespace] = None) -> Dict[str, str]:
     """Status (PENDING, RUNNING, SUCCEEDED, FAILED, CANCELLED) of each known request, in one call."""
     if not request_ids:
         return {}
-    payloads = _sky().sky.api_status(list(request_ids), all_status=True, fields=["request_id", "status"])
+    payloads = _sdk(sdk).sky.api_status(list(request_ids), all_status=True, fields=["request_id", "status"])
     return {p.request_id: str(p.status).rsplit(".", 1)[-1] for p in payloads}
 
 
 @_on_server
-def launched_job_ids(request_id: str) -> List[int]:
+def launched_job_ids(request_id: str, sdk: Optional[SimpleNamespace] = None) -> List[int]:
     """The job ids a finished launch request created, by SKYPILOT_JOB_RANK; raises LaunchFailed /
     LaunchCancelled otherwise."""
-    sdk = _sky()
+    sdk = _sdk(sdk)
     try:
         result = sdk.sky.get(request_id)
     except sdk.exceptions.RequestCancelled:
@@ -240,9 +285,9 @@ def launched_job_ids(request_id: str) -> List[int]:
     return [int(j) for j in job_ids]
 
 
-def launched_job_id(request_id: str) -> int:
+def launched_job_id(request_id: str, sdk: Optional[SimpleNamespace] = None) -> int:
     """The job id a finished single-job launch request created."""
-    return launched_job_ids(request_id)[0]
+    return launched_job_ids(request_id, sdk=sdk)[0]
 
 
 def _is_request_error(error: Exception) -> bool:
@@ -253,17 +298,17 @@ def _is_request_error(error: Exception) -> bool:
 
 
 @_on_server
-def cancel_request(request_id: str, wait_seconds: float = 3.0) -> None:
+def cancel_request(request_id: str, wait_seconds: float = 3.0, sdk: Optional[SimpleNamespace] = None) -> None:
     """Aborts a launch request still queued or running in the API server."""
-    _wait(_sky().sky.api_cancel(request_id, silent=True), wait_seconds)
+    _wait(_sdk(sdk).sky.api_cancel(request_id, silent=True), wait_seconds, sdk)
 
 
 @_on_server
-def queue(job_ids: Sequence[int]) -> Dict[int, Dict[str, Any]]:
+def queue(job_ids: Sequence[int], sdk: Optional[SimpleNamespace] = None) -> Dict[int, Dict[str, Any]]:
     """Records of these managed jobs, by job id, in one queue_v2 call."""
     if not job_ids:
         return {}
-    sdk = _sky()
+    sdk = _sdk(sdk)
     request = sdk.jobs.queue_v2(refresh=False, all_users=True, job_ids=list(job_ids), fields=QUEUE_FIELDS)
     out = {}
     for record in sdk.sky.get(request)[0]:
@@ -276,30 +321,30 @@ def queue(job_ids: Sequence[int]) -> Dict[int, Dict[str, Any]]:
 
 
 @_on_server
-def log_tail(job_id: int, lines: int) -> str:
+def log_tail(job_id: int, lines: int, sdk: Optional[SimpleNamespace] = None) -> str:
     """The last `lines` lines of a managed job's own log (not the controller's)."""
     out = io.StringIO()
-    _sky().jobs.tail_logs(job_id=job_id, follow=False, tail=lines, output_stream=out)
+    _sdk(sdk).jobs.tail_logs(job_id=job_id, follow=False, tail=lines, output_stream=out)
     return clean(out.getvalue())
 
 
 @_on_server
-def cancel_jobs(job_ids: List[int], wait_seconds: float = 6.0) -> None:
+def cancel_jobs(job_ids: List[int], wait_seconds: float = 6.0, sdk: Optional[SimpleNamespace] = None) -> None:
     """Cancels managed jobs (a no-op for unknown or finished ones); waits briefly for SkyPilot to accept."""
     if job_ids:
-        _wait(_sky().jobs.cancel(job_ids=job_ids), wait_seconds)
+        _wait(_sdk(sdk).jobs.cancel(job_ids=job_ids), wait_seconds, sdk)
 
 
 @_on_server
-def cancel_by_name(job_name: str, wait_seconds: float = 6.0) -> None:
+def cancel_by_name(job_name: str, wait_seconds: float = 6.0, sdk: Optional[SimpleNamespace] = None) -> None:
     """Cancels the managed jobs named `job_name`, if there are any."""
-    _wait(_sky().jobs.cancel(name=job_name), wait_seconds)
+    _wait(_sdk(sdk).jobs.cancel(name=job_name), wait_seconds, sdk)
 
 
-def _wait(request_id: str, seconds: float) -> None:
+def _wait(request_id: str, seconds: float, sdk: Optional[SimpleNamespace]) -> None:
     deadline = time.monotonic() + seconds
     while deadline - time.monotonic() > 1.0:  # a status call can take a second or more on a busy server
-        if request_states([request_id]).get(request_id) not in ("PENDING", "RUNNING"):
+        if request_states([request_id], sdk=sdk).get(request_id) not in ("PENDING", "RUNNING"):
             return
         time.sleep(0.5)
 
@@ -308,33 +353,33 @@ def _wait(request_id: str, seconds: float) -> None:
 
 
 @_on_server
-def pool_exists(pool: str) -> bool:
+def pool_exists(pool: str, sdk: Optional[SimpleNamespace] = None) -> bool:
     """Whether SkyPilot knows a pool of this name (in any state: a pool being created counts)."""
-    sdk = _sky()
+    sdk = _sdk(sdk)
     return bool(sdk.sky.get(sdk.jobs.pool_status([pool])))
 
 
 @_on_server
-def pool_apply(task: Any, pool: str) -> str:
+def pool_apply(task: Any, pool: str, sdk: Optional[SimpleNamespace] = None) -> str:
     """Asks SkyPilot to create the pool `pool` from `task` (its `pool:` section says how many workers)."""
-    sdk = _sky()
+    sdk = _sdk(sdk)
     from sky.serve import serve_utils
 
     return sdk.jobs.pool_apply(task, pool, mode=serve_utils.UpdateMode.ROLLING)
 
 
 @_on_server
-def job_ids_by_name(job_name: str) -> List[int]:
+def job_ids_by_name(job_name: str, sdk: Optional[SimpleNamespace] = None) -> List[int]:
     """The managed jobs named `job_name`, found through SkyPilot's queue."""
-    sdk = _sky()
+    sdk = _sdk(sdk)
     request = sdk.jobs.queue_v2(refresh=False, all_users=True, name_match=job_name, fields=["job_id", "job_name"])
     return sorted(int(r["job_id"]) for r in sdk.sky.get(request)[0] if r["job_name"] == job_name)
 
 
 @_on_server
-def launch_request_named(job_name: str) -> Optional[str]:
+def launch_request_named(job_name: str, sdk: Optional[SimpleNamespace] = None) -> Optional[str]:
     """The launch request still in flight (queued or running in the API server) for a managed job of this name."""
-    payloads = _sky().sky.api_status(None, all_status=False, fields=["request_id", "name", "request_body"])
+    payloads = _sdk(sdk).sky.api_status(None, all_status=False, fields=["request_id", "name", "request_body"])
     for payload in payloads:
         if payload.name == "sky.jobs.launch" and _body_name(payload.request_body) == job_name:
             return payload.request_id
@@ -352,9 +397,9 @@ def _body_name(request_body: Optional[str]) -> Optional[str]:
 
 
 @_on_server
-def server_info() -> Dict[str, Any]:
+def server_info(sdk: Optional[SimpleNamespace] = None) -> Dict[str, Any]:
     """The API server's health answer (status, version, api_version), fetched with the client's credentials."""
-    sdk = _sky()
+    sdk = _sdk(sdk)
     info = sdk.sky.api_info()
     return {
         "status": str(getattr(info, "status", "")),
@@ -365,9 +410,9 @@ def server_info() -> Dict[str, Any]:
 
 
 @_on_server
-def enabled_infras() -> List[str]:
+def enabled_infras(sdk: Optional[SimpleNamespace] = None) -> List[str]:
     """The infras this API server can launch on (`sky check` must have enabled them)."""
-    sdk = _sky()
+    sdk = _sdk(sdk)
     from sky.client import sdk as client
 
     return [str(name) for name in sdk.sky.get(client.enabled_clouds(expand=True))]
@@ -386,12 +431,12 @@ def hourly_price(
 
 
 @_on_server
-def optimizer_table(task: Any) -> str:
+def optimizer_table(task: Any, sdk: Optional[SimpleNamespace] = None) -> str:
     """SkyPilot's optimizer report for `task` ("Considered resources" and the chosen row), asked of the API
     server; launches nothing. Raises LaunchFailed with SkyPilot's reason when nothing can run it."""
     import io
 
-    sdk = _sky()
+    sdk = _sdk(sdk)
     from sky.client import sdk as client
 
     with sdk.sky.Dag() as dag:

@@ -26,6 +26,12 @@ JOB_PHASES: Dict[str, Tuple[int, str]] = {
 }
 
 
+def job_finished(record: Optional[Dict[str, Any]]) -> bool:
+    """Whether a managed-job record is final (no record yet: not)."""
+    status = str((record or {}).get("status"))
+    return status in ("SUCCEEDED", "CANCELLED") or status.startswith("FAILED")
+
+
 def job_phase(record: Dict[str, Any]) -> Tuple[int, str]:
     """Phase and message for a managed-job record from queue_v2.
 

@@ -15,7 +15,8 @@ from typing import Dict, Optional, Tuple
 
 from flytekit import logger
 
-from . import settings, sky_api
+from . import sky_api, status
+from .background import Worker
 
 _FORGET_AFTER_S = 900.0  # jobs nobody asked about for this long are dropped (their Flyte task is gone)
 _NEW = "NEW"  # signed up, not polled yet
@@ -35,8 +36,9 @@ class Launch:
 
 
 class Tracker:
-    def __init__(self, max_age: Optional[float] = None, wait: float = 6.0) -> None:
-        self.max_age = max_age if max_age is not None else settings.current().poll_interval
+    def __init__(self, sky: sky_api.Client, max_age: float, wait: float = 6.0) -> None:
+        self._sky = sky
+        self.max_age = max_age  # seconds between rounds (the connector's poll interval)
         self.wait = wait
         self.calls = 0  # SkyPilot calls made, for benchmarks and tests
         self.unavailable: Optional[str] = None  # why the last round failed, if it did
@@ -44,7 +46,7 @@ class Tracker:
         self._cond = threading.Condition()
         self._round = 0
         self._wake = False
-        self._poller: Optional[threading.Thread] = None
+        self._poller = Worker("skypilot-tracker", self._poll)
         self._busy = False  # a round is in progress
         self._in_round: frozenset = frozenset()  # the request and job ids that round asks about
         self._requests: Dict[str, str] = {}  # launch request id -> state, while in flight
@@ -77,7 +79,7 @@ class Tracker:
             self._asked[job_id] = time.monotonic()
             if job_id not in self._records:
                 self._next_round(job_id)
-            elif not _terminal(self._records[job_id]) and (self._poller is None or not self._poller.is_alive()):
+            elif not status.job_finished(self._records[job_id]) and not self._poller.running:
                 self._nudge()  # the poller stopped while nothing was asked for: keep this job's record fresh
             return self._records.get(job_id)
 
@@ -92,7 +94,7 @@ class Tracker:
             record = self._records.get(job_id)
             if record is not None:
                 self._asked[job_id] = time.monotonic()
-                if not _terminal(record) and (self._poller is None or not self._poller.is_alive()):
+                if not status.job_finished(record) and not self._poller.running:
                     self._nudge()
             return record
 
@@ -107,9 +109,7 @@ class Tracker:
     def _nudge(self) -> None:
         """Asks for a round now (caller holds the condition)."""
         self._wake = True
-        if self._poller is None or not self._poller.is_alive():
-            self._poller = threading.Thread(target=self._poll, name="skypilot-tracker", daemon=True)
-            self._poller.start()
+        self._poller.start()
         self._cond.notify_all()
 
     def _next_round(self, key: object = None) -> None:
@@ -126,7 +126,7 @@ class Tracker:
             with self._cond:
                 while not self._wake:
                     if not self._requests and not self._live():
-                        self._poller = None
+                        self._poller.stopping()
                         return
                     if not self._cond.wait(self.max_age):
                         break
@@ -164,12 +164,12 @@ class Tracker:
             if now - at > _FORGET_AFTER_S:
                 del self._asked[job_id]
                 self._records.pop(job_id, None)
-        return [j for j in self._asked if not _terminal(self._records.get(j))]
+        return [j for j in self._asked if not status.job_finished(self._records.get(j))]
 
     def _round_trip(self, requests: list, jobs: list) -> None:
         if requests:
             self.calls += 1
-            states = sky_api.request_states(requests)
+            states = self._sky.request_states(requests)
             finished = []
             for request_id in requests:
                 state = states.get(request_id, "UNKNOWN")  # UNKNOWN: the server no longer knows it
@@ -183,7 +183,7 @@ class Tracker:
                     list(pool.map(self._settle, finished))
         if jobs:
             self.calls += 1
-            records = sky_api.queue(jobs)
+            records = self._sky.queue(jobs)
             with self._cond:  # not for jobs forgotten while the call was out
                 self._records.update({j: r for j, r in records.items() if j in self._asked})
 
@@ -191,7 +191,7 @@ class Tracker:
         with self._cond:
             self.calls += 1
         try:
-            job_ids = tuple(sky_api.launched_job_ids(request_id))
+            job_ids = tuple(self._sky.launched_job_ids(request_id))
             outcome = Launch("SUCCEEDED", job_id=job_ids[0], job_ids=job_ids)
         except sky_api.LaunchCancelled as e:
             outcome = Launch("CANCELLED", error=str(e))
@@ -201,11 +201,3 @@ class Tracker:
             if request_id in self._requests:  # not forgotten meanwhile
                 self._launches[request_id] = outcome
                 self._requests.pop(request_id, None)
-
-
-def _terminal(record: Optional[dict]) -> bool:
-    status = str((record or {}).get("status"))
-    return status in ("SUCCEEDED", "CANCELLED") or status.startswith("FAILED")
-
-
-TRACKER = Tracker()

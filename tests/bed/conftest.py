@@ -1,8 +1,6 @@
 """Real-bed tests: they need the local test bed (`bash testbed/bed.sh up`) and are marked `bed`."""
 
-import asyncio
 import os
-import time
 import urllib.request
 
 import pytest
@@ -24,21 +22,6 @@ def bed():
     except OSError as e:
         pytest.fail(f"no SkyPilot API server at {endpoint} ({e}): start it with `bash testbed/bed.sh up`")
     return endpoint
-
-
-def run(coro):
-    return asyncio.new_event_loop().run_until_complete(coro)
-
-
-def wait_for(predicate, timeout: float, every: float = 3.0, what: str = "condition", show=None):
-    """Polls `predicate` until truthy; on time-out says what `show()` (the state watched) was last."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(every)
-    raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}" + (f"; last: {show()}" if show else ""))
 
 
 def statuses(name: str):

@@ -5,12 +5,12 @@ import sys
 import time
 
 import pytest
-from conftest import queue_by_name, run, statuses, wait_for
+from conftest import queue_by_name, statuses
 from flyteidl.core.execution_pb2 import TaskExecution
-from propeller import delete, execute, outputs, prepare
 from tasks import boom_with_retries, repeat, sleep
 
 from flytekitplugins.skypilot import SkyPilotConnector, SkyPilotMetadata, launch_record
+from tests.support import delete, execute, outputs, prepare, run, wait_for
 
 CONNECTOR = SkyPilotConnector()
 FINAL = (TaskExecution.SUCCEEDED, TaskExecution.FAILED, TaskExecution.RETRYABLE_FAILED, TaskExecution.ABORTED)
@@ -124,7 +124,7 @@ sys.path.insert(0, "tests/bed")
 from flytekit.configuration import ImageConfig, SerializationSettings
 from flytekit.extend.backend.utils import render_task_template
 from flytekit.tools.translator import get_serializable
-from propeller import execution_metadata
+from tests.support import execution_metadata
 from tasks import repeat
 from flytekitplugins.skypilot import SkyPilotConnector
 prefix, execution = sys.argv[1:]

@@ -5,11 +5,11 @@ import time
 import uuid
 
 import pytest
-from conftest import queue_by_name, run, wait_for
+from conftest import queue_by_name
 from flyteidl.core.execution_pb2 import TaskExecution
-from propeller import delete, outputs, prepare
 
 from flytekitplugins.skypilot import SkyPilotConnector, shared_fs, sky_api
+from tests.support import delete, outputs, prepare, run, wait_for
 
 FINAL = (TaskExecution.SUCCEEDED, TaskExecution.FAILED, TaskExecution.RETRYABLE_FAILED, TaskExecution.ABORTED)
 N = 4  # each rank its own cluster: more at once than this overloads the 2-core bed

@@ -23,10 +23,10 @@ from flyteidl.admin.agent_pb2 import (
 from flyteidl.core.execution_pb2 import TaskExecution
 from flyteidl.service.agent_pb2_grpc import AgentMetadataServiceStub, AsyncAgentServiceStub
 from google.protobuf.json_format import MessageToDict
-from propeller import outputs, prepare
 from tasks import repeat
 
 from flytekitplugins.skypilot import SkyPilotMetadata
+from tests.support import outputs, prepare
 
 CATEGORY = TaskCategory(name="skypilot", version=0)
 TERMINAL = {TaskExecution.SUCCEEDED, TaskExecution.FAILED, TaskExecution.RETRYABLE_FAILED, TaskExecution.ABORTED}

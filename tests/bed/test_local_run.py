@@ -9,7 +9,9 @@ import uuid
 from pathlib import Path
 
 import pytest
-from conftest import queue_by_name, statuses, wait_for
+from conftest import queue_by_name, statuses
+
+from tests.support import wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
 PYFLYTE = str(Path(sys.executable).parent / "pyflyte")
@@ -113,12 +115,11 @@ def _pool_jobs(pool: str):
 def _the_next_task_runs_on_the_warm_pool_and_one_queued_behind_it_is_cancelled(pool: str):
     """A second cluster_name task runs on the pool's warm worker (RUNNING, then deleted as Flyte aborts it); a
     task queued behind it (PENDING: the one worker is busy) is cancelled by its delete, leaving the first alone."""
-    from conftest import run
     from flyteidl.core.execution_pb2 import TaskExecution
-    from propeller import delete, prepare
     from tasks import sleep
 
     from flytekitplugins.skypilot import SkyPilotConnector
+    from tests.support import delete, prepare, run
 
     connector = SkyPilotConnector()
 

@@ -9,12 +9,12 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import run, statuses
+from conftest import statuses
 from flyteidl.core.execution_pb2 import TaskExecution
-from propeller import outputs, prepare
 from tasks import sleep
 
 from flytekitplugins.skypilot import SkyPilotConnector, settings, sky_api
+from tests.support import outputs, prepare, run
 
 pytestmark = [pytest.mark.outage, pytest.mark.alone]
 BED = str(Path(__file__).resolve().parents[2] / "testbed" / "bed.sh")
@@ -54,13 +54,13 @@ def test_tasks_ride_out_an_api_server_outage(monkeypatch):
             assert "last known status" in during.message and sky_api.endpoint() in during.message
             time.sleep(5)
         monkeypatch.setenv(settings.OUTAGE_DEADLINE_ENV, "60")
-        settings.current.cache_clear()
+        connector.runtime.settings.outage_deadline = settings.ConnectorSettings.from_env().outage_deadline
         time.sleep(max(0.0, 62 - (time.monotonic() - outage_started)))
         past = timed_get(connector, meta)
         assert past.phase == TaskExecution.RETRYABLE_FAILED and settings.OUTAGE_DEADLINE_ENV in past.message
     finally:
         monkeypatch.delenv(settings.OUTAGE_DEADLINE_ENV)
-        settings.current.cache_clear()
+        connector.runtime.settings.outage_deadline = settings.ConnectorSettings.from_env().outage_deadline
         subprocess.run(["bash", BED, "api-start"], check=True)
     retried = None
     for _ in range(6):  # propeller retries the create that failed; the freshly restarted server may be busy

@@ -1,4 +1,5 @@
-"""What propeller does around a connector call: render the template, write inputs.pb, name the attempt."""
+"""What propeller does around a connector call: render the template, write inputs.pb, name the attempt, and
+drive create / get / delete as propeller does."""
 
 import os
 import uuid

@@ -1,0 +1,112 @@
+"""The Resource get returns for a task: its job's phase and message (see status) with the user's error, the end
+of the job's log, where it ran and what it cost, a YAML task's outputs, and what an outage leaves of them."""
+
+from typing import Any, Dict, List, Optional, Tuple
+
+from flyteidl.core.execution_pb2 import TaskExecution, TaskLog
+from flytekit.extend.backend.base_connector import Resource
+
+from . import launch_once, report, status, user_errors, yaml_io
+from .job_log import Tails
+from .resource_meta import SkyPilotMetadata
+from .settings import OUTAGE_DEADLINE_ENV, ConnectorSettings
+from .tracker import Launch, Tracker
+
+FINISHED = (TaskExecution.SUCCEEDED, TaskExecution.FAILED, TaskExecution.RETRYABLE_FAILED, TaskExecution.ABORTED)
+
+
+class Results:
+    def __init__(self, tracker: Tracker, tails: Tails, settings: ConnectorSettings) -> None:
+        self._tracker = tracker
+        self._tails = tails
+        self._settings = settings
+        self._reports: Dict[int, dict] = {}  # job id -> placement / duration / cost of the finished job
+
+    def past_outage_deadline(self) -> Optional[Resource]:
+        """RETRYABLE_FAILED once SkyPilot has been unreachable for longer than the outage deadline."""
+        outage, deadline = self._tracker.outage_seconds(), self._settings.outage_deadline
+        if outage <= deadline:
+            return None
+        message = (
+            f"SkyPilot has been unreachable for {outage:.0f} s, past the connector's outage deadline "
+            f"({OUTAGE_DEADLINE_ENV}={deadline:.0f}): {self._tracker.unavailable}"
+        )
+        return Resource(phase=TaskExecution.RETRYABLE_FAILED, message=message)
+
+    def outage(self, message: str) -> str:
+        """Says so when the status shown is the last known one because SkyPilot could not be asked."""
+        unavailable = self._tracker.unavailable
+        return f"{message} (last known status: {unavailable})" if unavailable else message
+
+    def before_the_job(self, meta: SkyPilotMetadata, waiting: Any) -> Resource:
+        """What a task without a job id reports: see LaunchOnce.job_id for what it may be waiting on."""
+        if waiting == launch_once.NO_JOB:
+            message = "the connector restarted before this task's job was launched; a retry launches it"
+            return Resource(phase=TaskExecution.RETRYABLE_FAILED, message=message)
+        if isinstance(waiting, Launch):
+            phase, message = status.launch_phase(waiting.state, waiting.error, waiting.retryable)
+            return Resource(phase=phase, message=self.outage(message))
+        return self._before_launch(meta, waiting)
+
+    def _before_launch(self, meta: SkyPilotMetadata, pending) -> Resource:
+        if meta.batch_rank >= 0:
+            if pending.error:
+                message = f"SkyPilot did not take this fan-out's launch: {pending.error}"
+                return Resource(phase=TaskExecution.RETRYABLE_FAILED, message=message)
+            message = (
+                f"launching with the other subtasks of this fan-out as one SkyPilot request "
+                f"({len(pending.commands)} so far, as job rank {meta.batch_rank})"
+            )
+            return Resource(phase=TaskExecution.INITIALIZING, message=self.outage(message))
+        if pending.error:
+            return Resource(phase=TaskExecution.FAILED, message=f"SkyPilot pool {meta.cluster_name!r}: {pending.error}")
+        message = (
+            f"waiting for SkyPilot pool {meta.cluster_name!r} (cluster_name) to exist; the job launches on it then"
+        )
+        return Resource(phase=TaskExecution.WAITING_FOR_RESOURCES, message=self.outage(message))
+
+    def of_job(self, job_id: int, record: Optional[dict], meta: SkyPilotMetadata, aborted: bool) -> Resource:
+        """The task's Resource from its job's latest record; blocking (log tail, prices, outputs) only once the
+        job has finished. `aborted`: Flyte deleted the task, so a CANCELLED job is its abort."""
+        links = [TaskLog(name="SkyPilot dashboard", uri=f"{meta.endpoint}/dashboard/jobs/{job_id}")]
+        if record is None:
+            message = f"SkyPilot managed job {job_id} submitted; waiting for its first status"
+            return Resource(phase=TaskExecution.QUEUED, message=self.outage(message), log_links=links)
+        phase, message = status.job_phase(record)
+        if record.get("status") == "CANCELLED" and aborted:
+            phase, message = TaskExecution.ABORTED, f"SkyPilot managed job {job_id} cancelled: the task was aborted"
+        message = self.outage(message)
+        if str(record.get("status")).startswith("FAILED"):
+            phase, message = self._failure(record, phase, message, meta)
+        info = None
+        if phase in FINISHED:  # where it ran, for how long, at what cost
+            info = self._report(record)
+            message = f"{message}\n{report.summary(info)}"
+        if phase == TaskExecution.SUCCEEDED and meta.outputs:
+            return _with_outputs(message, links, meta, info)
+        return Resource(phase=phase, message=message, log_links=links, custom_info=info)
+
+    def _failure(self, record: dict, phase: int, message: str, meta: SkyPilotMetadata) -> Tuple[int, str]:
+        """A failed job's phase and message: the user's own error (its kind decides on retries) and the end of the
+        job's log; RUNNING for one more poll while SkyPilot is still handing that log over."""
+        if record.get("status") == "FAILED":  # the user's program failed: its error.pb says whether to retry
+            phase, message = user_errors.phase_and_message(phase, message, meta.output_prefix, meta.num_nodes)
+        tail = self._tails.get(record["job_id"], meta.secrets)
+        if tail is None:
+            return TaskExecution.RUNNING, f"{message}\n(collecting the end of the job's log)"
+        return phase, f"{message}\n{tail}" if tail else message
+
+    def _report(self, record: dict) -> dict:
+        job_id = record.get("job_id")
+        if job_id not in self._reports:
+            self._reports[job_id] = report.job_report(record)
+        return self._reports[job_id]
+
+
+def _with_outputs(message: str, links: List[TaskLog], meta: SkyPilotMetadata, info: Optional[dict]) -> Resource:
+    """A YAML task's success, with the outputs its job wrote (or its failure to write them)."""
+    try:
+        outputs = yaml_io.read_outputs(meta.output_prefix, meta.outputs)
+    except yaml_io.MissingOutput as e:
+        return Resource(phase=TaskExecution.FAILED, message=f"{message}\nbut {e}", log_links=links, custom_info=info)
+    return Resource(phase=TaskExecution.SUCCEEDED, message=message, log_links=links, outputs=outputs, custom_info=info)
