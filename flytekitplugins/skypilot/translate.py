@@ -67,6 +67,20 @@ def job_secrets(custom: Dict[str, Any], values: Dict[str, str]) -> Dict[str, str
     return {env_of.get(name, name): value for name, value in values.items()}
 
 
+def with_execution_envs(config: Dict[str, Any], envs: Optional[Dict[str, str]], in_run: bool = False) -> Dict[str, Any]:
+    """The job with the execution's environment (propeller's `environment_variables`: `--envs`, launch plan envs,
+    a map subtask's array index) below the task's own envs. `in_run` sets them in the job's command instead,
+    for a batch whose jobs share one `envs:` but each run their own subtask's command."""
+    own = config.get("envs") or {}
+    extra = {k: str(v) for k, v in (envs or {}).items() if k not in own}
+    if not extra:
+        return config
+    if in_run:
+        exports = " ".join(f"{k}={shlex.quote(v)}" for k, v in sorted(extra.items()))
+        return {**config, "run": f"export {exports}; {config['run']}"}
+    return {**config, "envs": {**extra, **own}}
+
+
 def is_yaml_task(template: TaskTemplate) -> bool:
     return "env_of_input" in (template.custom or {})
 
