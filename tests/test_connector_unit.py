@@ -53,7 +53,7 @@ def test_local_prefix_in_the_shared_dir_is_opened_to_the_jobs_user(monkeypatch, 
 
 
 def test_secrets_are_names_in_the_template_and_values_only_in_the_sky_task(monkeypatch):
-    from flytekit import task
+    from flytekit import Secret, task
     from flytekit.configuration import ImageConfig, SerializationSettings
     from flytekit.tools.translator import get_serializable
 
@@ -62,16 +62,25 @@ def test_secrets_are_names_in_the_template_and_values_only_in_the_sky_task(monke
     from flytekitplugins.skypilot.translate import sky_task, task_yaml
 
     monkeypatch.setenv("_FSEC_HF_TOKEN", "hf_value_123")
+    monkeypatch.setenv("_FSEC_WANDB_API_KEY", "wandb_value_456")
 
-    @task(task_config=SkyPilot(secrets=["HF_TOKEN"]))
+    # SkyPilot's own secret names, and Flyte's secret_requests (which flytekit's secrets manager reads in the job)
+    @task(
+        task_config=SkyPilot(secrets=["HF_TOKEN"]),
+        container_image="ghcr.io/acme/train:1",
+        secret_requests=[Secret(group="wandb", key="api_key")],
+    )
     def t() -> None: ...
 
     settings = SerializationSettings(image_config=ImageConfig.auto_default_image())
     template = get_serializable({}, settings, t).template
     assert "hf_value_123" not in str(template.to_flyte_idl())
-    assert template.custom["secrets"] == ["HF_TOKEN"]
+    assert "wandb_value_456" not in str(template.to_flyte_idl())
+    assert template.custom["secrets"] == ["HF_TOKEN", "WANDB_API_KEY"]
     built = sky_task(task_yaml(template, "j", secret_values(template.custom["secrets"])))
     assert built.secrets["HF_TOKEN"].get_secret_value() == "hf_value_123"  # SkyPilot holds it as a SecretStr
+    assert built.secrets["_FSEC_WANDB_API_KEY"].get_secret_value() == "wandb_value_456"
+    assert "WANDB_API_KEY" not in built.secrets  # the job reads it where current_context().secrets looks
     assert "hf_value_123" not in repr(built)
 
 

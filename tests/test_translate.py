@@ -237,3 +237,21 @@ def test_node_info_outside_a_job_is_one_head_node(monkeypatch):
     for var in ("SKYPILOT_NODE_RANK", "SKYPILOT_NODE_IPS", "SKYPILOT_NUM_NODES", "SKYPILOT_NUM_GPUS_PER_NODE"):
         monkeypatch.delenv(var, raising=False)
     assert node_info() == NodeInfo(rank=0, num_nodes=1, ips=["127.0.0.1"], gpus_per_node=0)
+
+
+def test_execution_envs_reach_the_job_below_the_tasks_own():
+    from flytekitplugins.skypilot.translate import with_execution_envs
+
+    config = {"run": "pyflyte-execute x", "envs": {"MODE": "task", "FLYTE_FAIL_ON_ERROR": "true"}}
+    execution = {"MODE": "execution", "RUN_ID": "r 1", "FLYTE_K8S_ARRAY_INDEX": "3"}
+    assert with_execution_envs(config, execution)["envs"] == {
+        "RUN_ID": "r 1",
+        "FLYTE_K8S_ARRAY_INDEX": "3",
+        "MODE": "task",
+        "FLYTE_FAIL_ON_ERROR": "true",
+    }
+    # a batch's jobs share `envs:`: each subtask's own go into its command (quoted for the shell)
+    in_run = with_execution_envs(config, execution, in_run=True)
+    assert in_run["envs"] == config["envs"]
+    assert in_run["run"] == "export FLYTE_K8S_ARRAY_INDEX=3 RUN_ID='r 1'; pyflyte-execute x"
+    assert with_execution_envs(config, None) == config

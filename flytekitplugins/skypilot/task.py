@@ -11,7 +11,7 @@ from flytekit.core.tracker import extract_task_module
 from flytekit.extend import TaskPlugins
 from flytekit.extend.backend.base_connector import AsyncConnectorExecutorMixin
 
-from . import checkpoints, shared_fs, sky_api
+from . import checkpoints, shared_fs, sky_api, task_settings
 from .config import SkyPilot
 from .connector import TASK_TYPE
 
@@ -25,10 +25,18 @@ class SkyPilotFunctionTask(AsyncConnectorExecutorMixin, PythonFunctionTask[SkyPi
         if not isinstance(task_config, SkyPilot):
             raise TypeError(f"task_config must be SkyPilot(...), not {type(task_config).__name__}")
         super().__init__(task_config=task_config, task_type=TASK_TYPE, task_function=task_function, **kwargs)
+        try:  # requests=, accelerator=, interruptible=, secret_requests=, ... honoured or refused, here
+            self._task_config, self._secret_env = task_settings.with_flyte_settings(self)
+        except ValueError as e:
+            raise ValueError(f"Task {self.name}: {e}") from None
         self._run_env: Dict[str, str] = {}
 
     def get_custom(self, settings: SerializationSettings) -> Dict[str, Any]:
-        return self.task_config.to_custom()
+        custom = self.task_config.to_custom()
+        if self._secret_env:  # secret_requests: the connector's names, and where flytekit looks in the job
+            custom["secrets"] = [*custom["secrets"], *(n for n in self._secret_env if n not in custom["secrets"])]
+            custom["secret_env"] = dict(self._secret_env)
+        return custom
 
     def get_container(self, settings: SerializationSettings):
         container = super().get_container(settings)

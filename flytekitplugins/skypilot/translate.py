@@ -11,6 +11,7 @@ from . import distributed, sky_api, yaml_io
 
 # pyflyte-execute exits 0 after a user exception unless this is set: the managed job must fail instead.
 FAIL_ON_ERROR = {"FLYTE_FAIL_ON_ERROR": "true"}
+DEFAULT_IMAGE = "cr.flyte.org/flyteorg/flytekit:"  # flytekit's default images: no plugins, no user code
 
 
 def task_yaml(
@@ -40,12 +41,44 @@ def task_yaml(
     task["envs"] = {**(template.container.env or {}), **task.get("envs", {}), **FAIL_ON_ERROR}
     resources = dict(task.get("resources", {}))
     if not custom.get("on_host") and "image_id" not in resources:
-        resources["image_id"] = f"docker:{template.container.image}"
+        resources["image_id"] = f"docker:{job_image(template)}"
     if resources:
         task["resources"] = resources
     if secrets:
-        task["secrets"] = dict(secrets)
+        task["secrets"] = job_secrets(custom, secrets)
     return task
+
+
+def job_image(template: TaskTemplate) -> str:
+    """The image the job runs in: the task's own, never Flyte's default (which lacks this plugin)."""
+    image = template.container.image
+    if image.startswith(DEFAULT_IMAGE):
+        raise ValueError(
+            f"Task {template.id.name} runs in Flyte's default image {image}, which lacks flytekitplugins-skypilot "
+            "and the task's code: give the task container_image=<an image with both> (or an ImageSpec), or "
+            "SkyPilot(on_host=True) on hosts that provide them"
+        )
+    return image
+
+
+def job_secrets(custom: Dict[str, Any], values: Dict[str, str]) -> Dict[str, str]:
+    """The job's secret variables: a Flyte secret request under the name flytekit reads (_FSEC_<GROUP>_<KEY>)."""
+    env_of = custom.get("secret_env") or {}
+    return {env_of.get(name, name): value for name, value in values.items()}
+
+
+def with_execution_envs(config: Dict[str, Any], envs: Optional[Dict[str, str]], in_run: bool = False) -> Dict[str, Any]:
+    """The job with the execution's environment (propeller's `environment_variables`: `--envs`, launch plan envs,
+    a map subtask's array index) below the task's own envs. `in_run` sets them in the job's command instead,
+    for a batch whose jobs share one `envs:` but each run their own subtask's command."""
+    own = config.get("envs") or {}
+    extra = {k: str(v) for k, v in (envs or {}).items() if k not in own}
+    if not extra:
+        return config
+    if in_run:
+        exports = " ".join(f"{k}={shlex.quote(v)}" for k, v in sorted(extra.items()))
+        return {**config, "run": f"export {exports}; {config['run']}"}
+    return {**config, "envs": {**extra, **own}}
 
 
 def is_yaml_task(template: TaskTemplate) -> bool:
@@ -68,7 +101,7 @@ def _yaml_task(
         task["envs"][yaml_io.OUTPUT_DIR_ENV], mounts = yaml_io.job_output_dir(output_prefix)
         task["file_mounts"] = {**task.get("file_mounts", {}), **mounts}
     if secrets:
-        task["secrets"] = dict(secrets)
+        task["secrets"] = job_secrets(custom, secrets)
     return task
 
 

@@ -9,12 +9,13 @@ import datetime
 import os
 from typing import Any, Dict, Optional, Type, Union
 
-from flytekit.core.base_task import PythonTask
+from flytekit.core.base_task import PythonTask, TaskMetadata
 from flytekit.core.interface import Interface
 from flytekit.extend.backend.base_connector import AsyncConnectorExecutorMixin
 from flytekit.types.directory import FlyteDirectory
 from flytekit.types.file import FlyteFile
 
+from . import task_settings
 from .config import read_task_yaml, secret_names
 from .connector import TASK_TYPE
 from .task import submit_locally
@@ -58,6 +59,13 @@ class SkyPilotYamlTask(AsyncConnectorExecutorMixin, PythonTask):
         **kwargs,
     ) -> None:
         self._sky_task = load_task_yaml(task)
+        try:  # Flyte's own settings: into the YAML, into the task's metadata, or refused here
+            self._secret_env = task_settings.fold_into_yaml(self._sky_task, kwargs)
+        except ValueError as e:
+            raise ValueError(f"Task {name}: {e}") from None
+        settings = {k: kwargs.pop(k) for k in task_settings.YAML_TASK_METADATA if k in kwargs}
+        if settings:  # retries, timeout, cache: Flyte itself honours them, as for any task
+            kwargs["metadata"] = TaskMetadata(**settings)
         inputs, outputs = dict(inputs or {}), dict(outputs or {})
         self._env_of = bind_inputs(self._sky_task, inputs)
         self._output_kinds = {k: _kind(k, t, "output", KINDS) for k, t in outputs.items()}
@@ -68,7 +76,8 @@ class SkyPilotYamlTask(AsyncConnectorExecutorMixin, PythonTask):
         return {
             "task": self._sky_task,
             "pool": self._pool,
-            "secrets": sorted(self._sky_task.get("secrets") or {}),
+            "secrets": sorted({*(self._sky_task.get("secrets") or {}), *self._secret_env}),
+            "secret_env": dict(self._secret_env),
             "env_of_input": self._env_of,
             "outputs": self._output_kinds,
         }
