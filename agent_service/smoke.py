@@ -20,7 +20,7 @@ from flytekit.tools.translator import get_serializable
 
 from flytekitplugins.skypilot import SkyPilotYamlTask
 
-CATEGORY = TaskCategory(name="skypilot", version=0)
+CATEGORY = TaskCategory(name="skypilot", version=1)  # what propeller sends: the template's
 _TERMINAL = {TaskExecution.SUCCEEDED, TaskExecution.FAILED, TaskExecution.RETRYABLE_FAILED, TaskExecution.ABORTED}
 MARK = "flyte-skypilot preflight ok"
 

@@ -150,7 +150,7 @@ class FakeApiServer:
     def _launch(self, task, name=None, num_jobs=None, **_):
         with self._lock:
             self.launches.append((name, num_jobs or 1))
-        return self._request(kind="launch", name=name, num_jobs=num_jobs or 1)
+        return self._request(kind="launch", name=name, num_jobs=num_jobs or 1, task=task)
 
     def _api_status(self, request_ids=None, all_status=False, **_):
         with self._lock:

@@ -17,7 +17,13 @@ from .resource_meta import SkyPilotMetadata
 from .runtime import Runtime
 
 TASK_TYPE = "skypilot"
-MAP_TASK_TYPE_VERSION = 1  # a map_task's subtasks (an ArrayNode) carry this task type version
+# Every SkyPilot task template carries task type version 1, the version flytekit gives a map_task's subtasks:
+# flytepropeller 1.16 keeps one version per task type from ListAgents (client.go updateRegistry), so plain tasks
+# and map subtasks must share it to reach this connector. Version 0 stays registered for templates of earlier
+# releases (routed here by Flyte releases that key connectors by name and version).
+TASK_TYPE_VERSION = 1
+MAP_TASK_TYPE_VERSION = TASK_TYPE_VERSION
+MAP_EXECUTE = "pyflyte-map-execute"  # the command of a map_task's subtask (flytekit's ArrayNodeMapTask)
 
 
 class SkyPilotConnector(AsyncConnectorBase):
@@ -41,7 +47,9 @@ class SkyPilotConnector(AsyncConnectorBase):
         name = job_name(task_execution_metadata, output_prefix)
         custom = task_template.custom or {}
         config = translate.task_yaml(task_template, name, secret_values(custom.get("secrets")), inputs, output_prefix)
-        key = self.runtime.batches.key(task_execution_metadata, config) if self._batches(task_template) else None
+        key = self.runtime.batches.key(task_execution_metadata, config) if is_map_subtask(task_template) else None
+        # the execution's envs (a map subtask's array index among them); a batch's jobs each get their own
+        config = translate.with_execution_envs(config, execution_envs(task_execution_metadata), in_run=bool(key))
         member = copy.deepcopy(config) if key else None
         pool_yaml = pools.pool_task_yaml(config)  # before SkyPilot consumes the dict
         task = translate.sky_task(config)  # SkyPilot's own validation, before anything is launched
@@ -71,15 +79,6 @@ class SkyPilotConnector(AsyncConnectorBase):
             outputs=dict(custom.get("outputs") or {}),
             cluster_name=custom.get("cluster_name") or "",
             secrets=secrets,
-        )
-
-    def _batches(self, template: TaskTemplate) -> bool:
-        """Whether this is a map_task subtask that may launch with its siblings (see batches)."""
-        custom = template.custom or {}
-        return (
-            self.task_category.version == MAP_TASK_TYPE_VERSION
-            and not custom.get("cluster_name")
-            and not translate.is_yaml_task(template)
         )
 
     def _submit(self, task, name: str, custom: Dict, pool_yaml: Dict) -> Optional[str]:
@@ -115,6 +114,20 @@ class SkyPilotConnector(AsyncConnectorBase):
         await asyncio.to_thread(runtime.cancels.cancel, request_id, name)
 
 
+def is_map_subtask(template: TaskTemplate) -> bool:
+    """Whether this is a map_task subtask that may launch with its siblings (see batches): its command is
+    pyflyte-map-execute (the task type version no longer tells, see TASK_TYPE_VERSION)."""
+    custom = template.custom or {}
+    args = list(template.container.args) if template.container is not None else []
+    return MAP_EXECUTE in args and not custom.get("cluster_name") and not translate.is_yaml_task(template)
+
+
+def execution_envs(meta: Optional[TaskExecutionMetadata]) -> Dict[str, str]:
+    """What propeller passes in `environment_variables`: the execution's envs and a map subtask's array index
+    (FLYTE_K8S_ARRAY_INDEX, named by BATCH_JOB_ARRAY_INDEX_VAR_NAME), which pyflyte-map-execute reads."""
+    return dict(meta.environment_variables or {}) if meta is not None else {}
+
+
 def secret_values(names: Optional[List[str]]) -> Dict[str, str]:
     """The connector's own values for the secret names a task asks for (names only ever leave this function)."""
     values = {}
@@ -146,11 +159,12 @@ def job_name(meta: Optional[TaskExecutionMetadata], output_prefix: str) -> str:
 
 
 def register() -> None:
-    """Registers the connector for task type versions 0 (tasks) and 1 (map_task subtasks), on one shared Runtime:
-    one tracker, one polling round, one set of batches for the whole process."""
+    """Registers the connector for task type versions 0 (earlier releases' templates) and 1 (this release's
+    tasks and every map_task subtask; listed last, which flytepropeller 1.16 keeps), on one shared Runtime: one
+    tracker, one polling round, one set of batches for the whole process."""
     runtime = Runtime()
     ConnectorRegistry.register(SkyPilotConnector(runtime=runtime))
-    ConnectorRegistry.register(SkyPilotConnector(task_type_version=MAP_TASK_TYPE_VERSION, runtime=runtime))
+    ConnectorRegistry.register(SkyPilotConnector(task_type_version=TASK_TYPE_VERSION, runtime=runtime))
 
 
 register()

@@ -13,7 +13,7 @@ from flytekit.extend.backend.base_connector import AsyncConnectorExecutorMixin
 
 from . import checkpoints, shared_fs, sky_api, task_settings
 from .config import SkyPilot
-from .connector import TASK_TYPE
+from .connector import TASK_TYPE, TASK_TYPE_VERSION
 
 
 class SkyPilotFunctionTask(AsyncConnectorExecutorMixin, PythonFunctionTask[SkyPilot]):
@@ -24,7 +24,13 @@ class SkyPilotFunctionTask(AsyncConnectorExecutorMixin, PythonFunctionTask[SkyPi
     def __init__(self, task_config: SkyPilot, task_function: Callable, **kwargs) -> None:
         if not isinstance(task_config, SkyPilot):
             raise TypeError(f"task_config must be SkyPilot(...), not {type(task_config).__name__}")
-        super().__init__(task_config=task_config, task_type=TASK_TYPE, task_function=task_function, **kwargs)
+        super().__init__(
+            task_config=task_config,
+            task_type=TASK_TYPE,
+            task_type_version=TASK_TYPE_VERSION,
+            task_function=task_function,
+            **kwargs,
+        )
         try:  # requests=, accelerator=, interruptible=, secret_requests=, ... honoured or refused, here
             self._task_config, self._secret_env = task_settings.with_flyte_settings(self)
         except ValueError as e:

@@ -17,7 +17,7 @@ from flytekit.types.file import FlyteFile
 
 from . import task_settings
 from .config import read_task_yaml, secret_names
-from .connector import TASK_TYPE
+from .connector import TASK_TYPE, TASK_TYPE_VERSION
 from .task import submit_locally
 from .yaml_io import OUTPUT_DIR_ENV
 
@@ -70,7 +70,10 @@ class SkyPilotYamlTask(AsyncConnectorExecutorMixin, PythonTask):
         self._env_of = bind_inputs(self._sky_task, inputs)
         self._output_kinds = {k: _kind(k, t, "output", KINDS) for k, t in outputs.items()}
         self._pool = pool
-        super().__init__(task_type=TASK_TYPE, name=name, interface=Interface(inputs=inputs, outputs=outputs), **kwargs)
+        interface = Interface(inputs=inputs, outputs=outputs)
+        super().__init__(
+            task_type=TASK_TYPE, task_type_version=TASK_TYPE_VERSION, name=name, interface=interface, **kwargs
+        )
 
     def get_custom(self, settings) -> Dict[str, Any]:
         return {

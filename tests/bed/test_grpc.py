@@ -28,7 +28,7 @@ from tasks import repeat
 from flytekitplugins.skypilot import SkyPilotMetadata
 from tests.support import outputs, prepare
 
-CATEGORY = TaskCategory(name="skypilot", version=0)
+CATEGORY = TaskCategory(name="skypilot", version=1)  # what propeller sends: the template's
 TERMINAL = {TaskExecution.SUCCEEDED, TaskExecution.FAILED, TaskExecution.RETRYABLE_FAILED, TaskExecution.ABORTED}
 
 

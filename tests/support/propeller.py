@@ -42,6 +42,46 @@ def prepare(
     return template, output_prefix, execution_metadata(execution or f"e{uuid.uuid4().hex[:10]}", node, retry)
 
 
+def prepare_map_subtask(
+    mapped,
+    items: Dict[str, List[Any]],
+    index: int,
+    execution: str,
+    retry: int = 0,
+    envs: Optional[Dict[str, str]] = None,
+) -> Tuple[TaskTemplate, str, LiteralMap, TaskExecutionMetadata]:
+    """One subtask of `map_task(...)` as flytepropeller 1.16's ArrayNode creates it (flytepropeller
+    pkg/controller/nodes/array: node_execution_context.go `newStaticInputReader` keeps the ArrayNode's input
+    paths while returning the element; execution_context.go `newArrayExecutionContext` adds the index variables):
+    the template flytekit serialises (task type version 1, pyflyte-map-execute), its `--inputs` rendered to the
+    whole list's inputs.pb, CreateTaskRequest.inputs the element, environment_variables the execution's envs plus
+    BATCH_JOB_ARRAY_INDEX_VAR_NAME=FLYTE_K8S_ARRAY_INDEX and FLYTE_K8S_ARRAY_INDEX=<index>, and the subtask's own
+    output prefix and task execution id. Returns (template, output prefix, element inputs, metadata)."""
+    settings = SerializationSettings(image_config=ImageConfig.auto_default_image())
+    template = get_serializable({}, settings, mapped).template
+    task = mapped.python_function_task
+    if task.task_config.on_host:
+        template.container._env = {**(template.container.env or {}), **shared_fs.host_env(task._source_root())}
+    node_dir = os.path.join(shared_fs.run_data_dir(), f"{execution}-n0")
+    list_inputs = os.path.join(node_dir, "inputs.pb")
+    ctx = FlyteContextManager.current_context()
+    if not os.path.exists(list_inputs):
+        os.makedirs(node_dir, exist_ok=True)
+        literals = TypeEngine.dict_to_literal_map(ctx, items, mapped.python_interface.inputs)
+        write_proto_to_file(literals.to_flyte_idl(), list_inputs)
+    output_prefix = os.path.join(node_dir, str(index), str(retry))
+    os.makedirs(output_prefix)
+    template = render_task_template(template, output_prefix)
+    args = [list_inputs if a == f"{output_prefix}/inputs.pb" else a for a in template.container.args]
+    template.container._args = args
+    element = {name: values[index] for name, values in items.items()}
+    inputs = TypeEngine.dict_to_literal_map(ctx, element, task.python_interface.inputs)
+    metadata = execution_metadata(execution, f"n0-0-{index}", retry)
+    array_envs = {"BATCH_JOB_ARRAY_INDEX_VAR_NAME": "FLYTE_K8S_ARRAY_INDEX", "FLYTE_K8S_ARRAY_INDEX": str(index)}
+    metadata._environment_variables = {**(envs or {}), **array_envs}
+    return template, output_prefix, inputs, metadata
+
+
 def execution_metadata(execution: str, node: str, retry: int) -> TaskExecutionMetadata:
     tid = TaskExecutionIdentifier(
         task_id=Identifier(ResourceType.TASK, "flytesnacks", "development", "tests.task", "v1"),
