@@ -1,4 +1,5 @@
-"""Task template + `custom` -> SkyPilot task YAML dict -> `sky.Task`. Pure: no I/O, no API server calls."""
+"""Task template + `custom` -> SkyPilot task YAML dict -> `sky.Task`, without API server calls. The only I/O: a
+YAML task with outputs on a shared local prefix gets its output directory created (see yaml_io.job_output_dir)."""
 
 import copy
 import shlex
