@@ -29,13 +29,14 @@ def boom_with_retries() -> None:
 
 
 @task(task_config=SkyPilot(**BED), retries=1)
-def square(i: int, marker_dir: str) -> int:
-    """A fan-out item: item 3 fails recoverably on its first attempt, item 2 runs until cancelled."""
-    marker = Path(marker_dir) / f"item-{i}"
-    if i == 3 and not marker.exists():
+def square(i: int) -> int:
+    """A map_task element: 13 fails recoverably on its first attempt, 12 runs until cancelled. The markers' place
+    comes from the execution's envs (BED_MARKERS), as `pyflyte run --remote --envs` would set it."""
+    marker = Path(os.environ["BED_MARKERS"]) / f"item-{i}"
+    if i == 13 and not marker.exists():
         marker.touch()
-        raise FlyteRecoverableException("item 3: the service was not ready")
-    if i == 2:
+        raise FlyteRecoverableException("item 13: the service was not ready")
+    if i == 12:
         time.sleep(900)
     return i * i
 
