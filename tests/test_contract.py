@@ -6,7 +6,7 @@ import time
 
 import pytest
 from flyteidl.core.execution_pb2 import TaskExecution
-from flytekit import task
+from flytekit import map_task, task
 from sky.jobs.state import ManagedJobStatus
 
 from benchmarks.fake_sdk import NO_LATENCY, FakeApiServer
@@ -14,6 +14,7 @@ from flytekitplugins.skypilot import SkyPilot, SkyPilotConnector, SkyPilotMetada
 from flytekitplugins.skypilot.connector import MAP_TASK_TYPE_VERSION
 from flytekitplugins.skypilot.settings import OUTAGE_DEADLINE_ENV
 from tests.support import fake_runtime, prepare, run, wait_for
+from tests.support.propeller import prepare_map_subtask
 
 
 @task(task_config=SkyPilot(cpus="1+", on_host=True))
@@ -132,10 +133,11 @@ def test_an_abort_while_the_launch_is_in_flight_cancels_the_request(server):
 
 def test_map_subtasks_join_one_batch_and_each_rank_has_its_own_job(server):
     conn = connector(server, version=MAP_TASK_TYPE_VERSION, batch_window=0.5)
-    execution = "e-fanout"
-    metas = [
-        create(conn, *prepare(square, {"i": i}, 0, execution, f"n0-0-{i}")) for i in range(3)
-    ]  # as propeller creates a map_task's subtasks: one after another
+    mapped, items, metas = map_task(square), {"i": [0, 1, 2]}, []
+    for index in range(3):  # as propeller creates a map_task's subtasks: one after another
+        template, prefix, inputs, metadata = prepare_map_subtask(mapped, items, index, "e-fanout")
+        meta = run(conn.create(template, prefix, inputs, metadata))
+        metas.append(SkyPilotMetadata.decode(meta.encode()))
     assert len({m.job_name for m in metas}) == 1 and [m.batch_rank for m in metas] == [0, 1, 2]
     assert server.launches == []  # joined, nothing launched yet: the window is still open
     ids = [job_id_in(get_until(conn, m, TaskExecution.QUEUED).message) for m in metas]
