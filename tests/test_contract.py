@@ -164,3 +164,44 @@ def test_a_retry_is_a_new_attempt_with_a_new_job(server):
     assert retry.job_name != first.job_name and retry.request_id != first.request_id
     assert job_id_in(get_until(conn, retry, TaskExecution.QUEUED).message) != job_id
     assert [name for name, _ in server.launches] == [first.job_name, retry.job_name]
+
+
+def test_propeller_runs_a_node_to_success_through_a_retry_without_a_failed_get(server):
+    """The propeller harness end to end (tests/support/propeller.py run_node): an attempt whose job SkyPilot
+    reports FAILED without a user error (killed, say) is a retryable failure, spending one of `retries`; the next
+    attempt is a new job; no GetTask fails or misses its deadline on the way; RUNNING and SUCCEEDED reach the
+    user without their message, as propeller shows them."""
+    from tests.support.propeller import run_node
+
+    conn = connector(server)
+    execution = "enode1"
+
+    def attempt(retry):
+        template, prefix, metadata = prepare(square, {"i": 4}, retry, execution)
+        return template, prefix, None, metadata
+
+    def fail_first_job():
+        ids = server.job_ids()
+        if ids and server.status(ids[0]) == ManagedJobStatus.RUNNING:
+            server.set_status(ids[0], ManagedJobStatus.FAILED, failure_reason="the node went away")
+            return True
+
+    seen = []
+    real_get = conn.get
+
+    async def get(meta, **kwargs):
+        resource = await real_get(meta, **kwargs)
+        if len(server.job_ids()) == 1:
+            fail_first_job()
+        elif server.job_ids():
+            server.set_status(server.job_ids()[-1], ManagedJobStatus.SUCCEEDED)
+        seen.append(resource.phase)
+        return resource
+
+    conn.get = get
+    attempts = run_node(conn, attempt, retries=1, resync=0.5, timeout=60)
+    assert [a.shown.phase for a in attempts] == ["retryable_failure", "succeeded"], [a.shown for a in attempts]
+    assert "the node went away" in attempts[0].shown.message
+    assert attempts[1].shown.message is None  # propeller drops SUCCEEDED's message
+    assert attempts[0].meta.job_name != attempts[1].meta.job_name and len(server.job_ids()) == 2
+    assert sum(a.failed_gets for a in attempts) == 0 and max(s for a in attempts for s in a.get_seconds) < 5

@@ -93,9 +93,10 @@ def test_delete_while_starting_or_recovering_leaves_the_job_cancelled():
 
 
 def test_any_other_user_error_fails_the_task_without_retries():
-    attempts = execute(CONNECTOR, boom_with_retries, {})
+    attempts = execute(CONNECTOR, boom_with_retries, {})  # as propeller runs the node (tests/support/propeller.py)
     assert len(attempts) == 1  # retries=3, yet Flyte does not retry a non-recoverable user error
-    meta, failed = attempts[0]
+    meta, failed = attempts[0].meta, attempts[0].resource
+    assert attempts[0].shown.phase == "permanent_failure" and attempts[0].failed_gets == 0, attempts[0]
     assert failed.phase == TaskExecution.FAILED, failed.message
     assert "[NON_RECOVERABLE]" in failed.message and "not worth retrying" in failed.message
     log = failed.message.split("last lines of the job's log:\n", 1)[1]  # what the job printed, from SkyPilot

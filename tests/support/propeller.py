@@ -1,8 +1,14 @@
-"""What propeller does around a connector call: render the template, write inputs.pb, name the attempt, and
-drive create / get / delete as propeller does."""
+"""flytepropeller 1.16 around a connector, as its Go source does it (each function cites the file and function it
+mirrors, under flyteplugins/go/tasks/ and flytepropeller/pkg/controller/nodes/array/): render the template, write
+inputs.pb, name the attempt, create it once under a deadline, resync it with GetTask counting failures, map the
+phases as propeller shows them, retry, and create map subtasks as an ArrayNode does."""
 
+import asyncio
 import os
+import threading
+import time
 import uuid
+from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional, Tuple
 
 from flyteidl.core import literals_pb2
@@ -101,10 +107,8 @@ def outputs(output_prefix: str, task) -> Optional[Dict[str, Any]]:
 
 
 def delete(connector, meta, attempts: int = 6) -> None:
-    """DeleteTask as propeller calls it: inside 10 s each time, again later while it fails (SkyPilot busy)."""
-    import asyncio
-    import time
-
+    """DeleteTask as propeller calls it when an execution is aborted (webapi/core.go `Abort`, only for an attempt
+    whose create returned a meta): inside the deadline each time, again on a later round while it fails."""
     from flytekitplugins.skypilot import sky_api
 
     for attempt in range(attempts):
@@ -117,28 +121,146 @@ def delete(connector, meta, attempts: int = 6) -> None:
                 raise
             time.sleep(10)
         finally:
-            assert time.monotonic() - started < 10, "DeleteTask must return inside propeller's 10 s"
+            assert time.monotonic() - started < CALL_DEADLINE_S, "DeleteTask must return inside propeller's 10 s"
 
 
-def execute(connector, task, inputs: Dict[str, Any], timeout: float = 900) -> List[Tuple[Any, Any]]:
-    """A node's attempts as propeller runs them: create, poll get until a final phase, and a new attempt (a new
-    output prefix, the next retry attempt) after RETRYABLE_FAILED while `@task(retries=N)` has retries left.
-    Returns (resource meta, final resource) per attempt."""
-    import asyncio
-    import time
+# flytepropeller 1.16's defaults: the connector plugin's per-call timeout (connector/config.go defaultTimeout) and
+# the webapi resource cache's MaxSystemFailures (pluginmachinery/webapi CachingConfig). Its resync interval is 30 s;
+# tests shorten that one alone.
+CALL_DEADLINE_S = 10.0
+MAX_SYSTEM_FAILURES = 5
+RESYNC_S = 30.0
 
-    from flyteidl.core.execution_pb2 import TaskExecution
 
-    final = (TaskExecution.SUCCEEDED, TaskExecution.FAILED, TaskExecution.RETRYABLE_FAILED, TaskExecution.ABORTED)
-    execution, attempts = f"e{uuid.uuid4().hex[:10]}", []
-    for retry in range(task.metadata.retries + 1):
-        template, prefix, metadata = prepare(task, inputs, retry, execution)
-        meta = asyncio.new_event_loop().run_until_complete(connector.create(template, prefix, None, metadata))
+@dataclass
+class Shown:
+    """What propeller keeps of a GetTask answer (connector/plugin.go `Status`): RUNNING and SUCCEEDED drop the
+    message; ABORTED becomes a permanent failure with propeller's own text; FAILED a permanent failure
+    "failed to run the job: <message>"; RETRYABLE_FAILED a retryable failure of kind USER, which spends the
+    task's retries (core PhaseInfoRetryableFailure). Logs and custom_info are kept in every phase."""
+
+    phase: str  # queued, waiting, initializing, running, succeeded, permanent_failure, retryable_failure
+    message: Optional[str]
+    logs: List[Any] = field(default_factory=list)
+    custom_info: Any = None
+
+    @property
+    def terminal(self) -> bool:
+        return self.phase in ("succeeded", "permanent_failure", "retryable_failure", "system_failure")
+
+
+def shown(resource) -> Shown:
+    from flyteidl.core.execution_pb2 import TaskExecution as P
+
+    logs, info, message = list(resource.log_links or []), resource.custom_info, resource.message
+    kept = {P.QUEUED: "queued", P.WAITING_FOR_RESOURCES: "waiting", P.INITIALIZING: "initializing"}
+    if resource.phase in kept:
+        return Shown(kept[resource.phase], message, logs, info)
+    if resource.phase in (P.RUNNING, P.SUCCEEDED):
+        return Shown("running" if resource.phase == P.RUNNING else "succeeded", None, logs, info)
+    if resource.phase == P.ABORTED:
+        return Shown("permanent_failure", "failed to run the job with aborted phase.", logs, info)
+    if resource.phase == P.FAILED:
+        return Shown("permanent_failure", f"failed to run the job: {message}", logs, info)
+    if resource.phase == P.RETRYABLE_FAILED:
+        return Shown("retryable_failure", f"failed to run the job: {message}", logs, info)
+    raise AssertionError(f"propeller rejects phase {resource.phase}: unknown execution phase")
+
+
+@dataclass
+class Attempt:
+    """One attempt of a node as propeller ran it."""
+
+    retry: int
+    output_prefix: str
+    meta: Any = None  # None: the create failed or missed its deadline (no DeleteTask follows)
+    resource: Any = None  # the last GetTask answer
+    shown: Optional[Shown] = None
+    failed_gets: int = 0
+    create_seconds: float = 0.0
+    get_seconds: List[float] = field(default_factory=list)
+    create_error: Optional[str] = None
+
+
+def _call(coro_fn, deadline: float):
+    """A connector call under propeller's gRPC deadline. Past it propeller stops waiting, but the connector's
+    handler runs on (a gRPC server does not stop a handler when its client's deadline passes)."""
+    result = {}
+
+    def target():
+        try:
+            result["value"] = asyncio.new_event_loop().run_until_complete(coro_fn())
+        except Exception as e:  # what the gRPC server would return as an error status
+            result["error"] = e
+
+    worker = threading.Thread(target=target, daemon=True)
+    worker.start()
+    worker.join(deadline)
+    if worker.is_alive():
+        raise TimeoutError(f"DEADLINE_EXCEEDED after {deadline:.0f}s")
+    if "error" in result:
+        raise result["error"]
+    return result["value"]
+
+
+def create_attempt(connector, template, prefix, inputs, metadata, deadline: float = CALL_DEADLINE_S) -> Attempt:
+    """CreateTask once for the attempt (webapi/launcher.go `launch`): an error or a missed deadline ends the
+    attempt as a retryable failure with no resource meta, so DeleteTask is never called for it."""
+    attempt = Attempt(retry=metadata.task_execution_id.retry_attempt, output_prefix=prefix)
+    started = time.monotonic()
+    try:
+        attempt.meta = _call(lambda: connector.create(template, prefix, inputs, metadata), deadline)
+    except Exception as e:
+        attempt.create_error = f"{type(e).__name__}: {e}"
+        attempt.shown = Shown("retryable_failure", attempt.create_error)
+    attempt.create_seconds = time.monotonic() - started
+    if attempt.meta is not None:  # propeller stores the meta (etcd) and hands the decoded copy back
+        attempt.meta = type(attempt.meta).decode(attempt.meta.encode())
+    return attempt
+
+
+def sync(connector, attempt: Attempt, deadline: float = CALL_DEADLINE_S) -> Shown:
+    """One resync of the attempt (webapi/cache.go `SyncResource`): past MaxSystemFailures failed GetTasks (counted
+    for the attempt's life, never reset) it is a system failure; else GetTask under the deadline, a failure or a
+    timeout counted."""
+    if attempt.failed_gets > MAX_SYSTEM_FAILURES:
+        attempt.shown = Shown("system_failure", f"{attempt.failed_gets} GetTask calls failed")
+        return attempt.shown
+    started = time.monotonic()
+    try:
+        attempt.resource = _call(lambda: connector.get(attempt.meta), deadline)
+        attempt.shown = shown(attempt.resource)
+    except Exception:
+        attempt.failed_gets += 1
+    attempt.get_seconds.append(time.monotonic() - started)
+    return attempt.shown
+
+
+def run_node(connector, prepare_attempt, retries: int, resync: float = RESYNC_S, timeout: float = 900) -> List[Attempt]:
+    """A task node on a connector, attempt after attempt, as propeller runs it: `prepare_attempt(retry)` gives
+    (template, output prefix, inputs, metadata); each attempt is created once, then synced every `resync` s
+    until it is terminal; a retryable failure (a failed create included) is followed by the next attempt while
+    `retries` allow."""
+    attempts = []
+    for retry in range(retries + 1):
+        attempt = create_attempt(connector, *prepare_attempt(retry))
         deadline = time.monotonic() + timeout
-        while (resource := asyncio.new_event_loop().run_until_complete(connector.get(meta))).phase not in final:
-            assert time.monotonic() < deadline, f"attempt {retry} not finished after {timeout:.0f}s: {resource.message}"
-            time.sleep(5)
-        attempts.append((meta, resource))
-        if resource.phase != TaskExecution.RETRYABLE_FAILED:
+        while attempt.meta is not None and not (attempt.shown and attempt.shown.terminal):
+            assert time.monotonic() < deadline, f"attempt {retry} not finished after {timeout:.0f}s: {attempt.shown}"
+            time.sleep(resync)
+            sync(connector, attempt)
+        attempts.append(attempt)
+        if attempt.shown.phase != "retryable_failure":
             break
     return attempts
+
+
+def execute(connector, task, inputs: Dict[str, Any], resync: float = 5.0, timeout: float = 900) -> List[Attempt]:
+    """`task` as a node propeller runs (run_node), its retries from `@task(retries=N)`; resynced every `resync` s."""
+    execution = f"e{uuid.uuid4().hex[:10]}"
+
+    def attempt(retry):
+        template, prefix, metadata = prepare(task, inputs, retry, execution)
+        return template, prefix, None, metadata
+
+    return run_node(connector, attempt, task.metadata.retries, resync=resync, timeout=timeout)
