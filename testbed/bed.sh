@@ -8,6 +8,8 @@
 #   bash testbed/bed.sh status
 #   bash testbed/bed.sh env      print the client environment (eval "$(bash testbed/bed.sh env)")
 #   bash testbed/bed.sh api-stop / api-start   stop / start only the API server (outage tests)
+#   bash testbed/bed.sh api-freeze / api-thaw  SIGSTOP / SIGCONT the API server's listening process: it accepts
+#                                              connections and answers nothing, as a hung server does
 #
 # Knobs: BED_PREFIX (/opt/flyte-skypilot-bed), BED_PORT (46580), BED_SSH_PORT (2222), BED_USER (sky),
 #        BED_NODE_NICE (10: the CPU priority of the cluster side, below).
@@ -188,6 +190,10 @@ up() {
 }
 
 down() {
+  local frozen
+  frozen=$(server_pids)
+  # shellcheck disable=SC2086  # a frozen server (api-freeze) cannot stop: thaw it first
+  [ -z "$frozen" ] || kill -CONT $frozen 2>/dev/null || true
   if [ -x "$VENV/bin/sky" ]; then server_env sky api stop >/dev/null 2>&1 || true; fi
   # The controllers are gone, so nothing relaunches the clusters: release their Slurm allocations and
   # let their clean-up finish before slurmd goes away.
@@ -207,6 +213,18 @@ down() {
   log "down"
 }
 
+server_pids() {  # the API server's listening process
+  ss -ltnpH "sport = :$PORT" 2>/dev/null | grep -o 'pid=[0-9]*' | cut -d= -f2 | sort -u
+}
+
+signal_server() {
+  local pids
+  pids=$(server_pids)
+  [ -n "$pids" ] || { echo "no SkyPilot API server listens on port $PORT" >&2; exit 1; }
+  # shellcheck disable=SC2086  # one pid a word
+  kill "$1" $pids
+}
+
 status() {
   local d
   for d in munged slurmctld slurmd slurmd-vm2 sshd; do
@@ -222,5 +240,7 @@ case "$CMD" in
   env) client_env;;
   api-stop) server_env sky api stop >/dev/null; log "SkyPilot API server stopped";;   # outage tests
   api-start) api_server; log "SkyPilot API server http://127.0.0.1:$PORT started";;
-  *) echo "usage: $0 up|down|status|env|api-stop|api-start" >&2; exit 2;;
+  api-freeze) signal_server -STOP; log "SkyPilot API server frozen (SIGSTOP)";;   # hung-server tests
+  api-thaw) signal_server -CONT; log "SkyPilot API server thawed (SIGCONT)";;
+  *) echo "usage: $0 up|down|status|env|api-stop|api-start|api-freeze|api-thaw" >&2; exit 2;;
 esac
