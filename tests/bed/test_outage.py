@@ -1,6 +1,8 @@
-"""The SkyPilot API server stops mid-run and comes back: tasks keep their last known phase, then finish.
+"""The SkyPilot API server hangs (SIGSTOP: connections accepted, nothing answered), then stops, mid-run, and
+comes back: creates and gets keep inside propeller's deadlines, tasks keep their last known phase, a create
+propeller gave up on leaves no job, and every task finishes.
 
-It stops the bed's API server, so it runs alone, after the other tests (`bash dev.sh test` does so).
+It freezes and stops the bed's API server, so it runs alone, after the other tests (`bash dev.sh test` does so).
 """
 
 import os
@@ -14,7 +16,8 @@ from flyteidl.core.execution_pb2 import TaskExecution
 from tasks import sleep
 
 from flytekitplugins.skypilot import SkyPilotConnector, settings, sky_api
-from tests.support import outputs, prepare, run
+from tests.support import outputs, prepare, run, wait_for
+from tests.support.propeller import create_attempt
 
 pytestmark = [pytest.mark.outage, pytest.mark.alone]
 BED = str(Path(__file__).resolve().parents[2] / "testbed" / "bed.sh")
@@ -40,8 +43,9 @@ def test_tasks_ride_out_an_api_server_outage(monkeypatch):
     if int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1")) > 1:
         pytest.fail("this test stops the API server under the other tests: run it alone (-m outage -n 0)")
     connector = SkyPilotConnector()
-    meta = run(connector.create(*prepare(sleep, {"seconds": 150})))
+    meta = run(connector.create(*prepare(sleep, {"seconds": 240})))
     until(connector, meta, (TaskExecution.RUNNING,), 600)
+    frozen = _a_frozen_server(connector, meta)
     subprocess.run(["bash", BED, "api-stop"], check=True)
     try:
         template, prefix, metadata = prepare(sleep, {"seconds": 1})
@@ -72,6 +76,57 @@ def test_tasks_ride_out_an_api_server_outage(monkeypatch):
     assert retried is not None, "the create retried after the outage did not go through"
     done = until(connector, meta, FINAL, 900)
     assert done.phase == TaskExecution.SUCCEEDED and "last known status" not in done.message, done.message
-    assert outputs(meta.output_prefix, sleep) == {"o0": 150}
+    assert outputs(meta.output_prefix, sleep) == {"o0": 240}
+    _after_the_frozen_server(connector, *frozen)
     assert until(connector, retried, FINAL, 900).phase == TaskExecution.SUCCEEDED
     assert statuses(meta.job_name) == ["SUCCEEDED"] and statuses(retried.job_name) == ["SUCCEEDED"]
+
+
+def _a_frozen_server(connector, running):
+    """30 s of an API server that accepts connections and answers nothing: a create returns inside 5 s (its launch
+    follows once the server answers); a create propeller gave up on (its deadline missed, so no DeleteTask will
+    come) is followed by the next attempt of that node; GetTask stays inside 5 s and never fails."""
+    execution = f"efrozen{int(time.time())}"
+    created_args = prepare(sleep, {"seconds": 1})
+    abandoned_args = prepare(sleep, {"seconds": 300}, 0, execution, "n1")
+    subprocess.run(["bash", BED, "api-freeze"], check=True)
+    thawed = False
+    try:
+        started = time.monotonic()
+        created = create_attempt(connector, *created_args[:2], None, created_args[2])
+        assert created.meta is not None and created.create_seconds < 5, created
+        abandoned = create_attempt(connector, *abandoned_args[:2], None, abandoned_args[2], deadline=0.05)
+        assert abandoned.meta is None  # propeller stopped waiting: this attempt ends, its job is nobody's
+        while time.monotonic() - started < 30:
+            for meta in (running, created.meta):
+                begun = time.monotonic()
+                resource = run(connector.get(meta))  # an exception here is a failed GetTask: the test fails
+                assert time.monotonic() - begun < 5, "GetTask must return within 5 s while the server hangs"
+            assert resource.phase not in FINAL, resource.message
+            time.sleep(5)
+        subprocess.run(["bash", BED, "api-thaw"], check=True)
+        thawed = True
+        # propeller's next attempt of the node whose create it gave up on
+        retry_args = prepare(sleep, {"seconds": 1}, 1, execution, "n1")
+        retried = create_attempt(connector, *retry_args[:2], None, retry_args[2])
+        assert retried.meta is not None and retried.create_seconds < 5, retried
+    finally:
+        if not thawed:
+            subprocess.run(["bash", BED, "api-thaw"], check=True)
+    from flytekitplugins.skypilot.connector import job_name
+
+    return created.meta, job_name(abandoned_args[2], abandoned_args[1]), retried.meta
+
+
+def _after_the_frozen_server(connector, created, abandoned_name, retried):
+    """The create made while the server hung launched exactly one job, which succeeded; the abandoned attempt's
+    job, if its launch went through, was cancelled when the next attempt was created; the next attempt succeeded."""
+    assert until(connector, created, FINAL, 900).phase == TaskExecution.SUCCEEDED
+    assert statuses(created.job_name) == ["SUCCEEDED"]
+    assert until(connector, retried, FINAL, 900).phase == TaskExecution.SUCCEEDED
+    wait_for(
+        lambda: statuses(abandoned_name) in ([], ["CANCELLED"]),
+        300,
+        what="the abandoned attempt's job to be cancelled (or never launched)",
+        show=lambda: statuses(abandoned_name),
+    )
