@@ -46,6 +46,7 @@ NODE=$(hostname -s)
 # loop (stalled 50 s, health checks unanswered for minutes, measured on this bed; answered in 0.1-0.4 s once the
 # server ran at -10).
 NODE_NICE=${BED_NODE_NICE:-10}
+SERVER_STARTED=0
 TELEMETRY_OFF="SKYPILOT_DISABLE_USAGE_COLLECTION=1 DO_NOT_TRACK=1 SCARF_NO_ANALYTICS=1 \
 SKYPILOT_USAGE_LOG_URL=http://127.0.0.1:9 SKYPILOT_SCARF_GATEWAY_URL=http://127.0.0.1:9"
 
@@ -171,10 +172,22 @@ EOF
   client_env > "$PREFIX/client-env.sh"
   if ! curl -sf "http://127.0.0.1:$PORT/api/health" >/dev/null; then
     server_env sky api start >"$RUN/api_start.log" 2>&1 || { cat "$RUN/api_start.log"; exit 1; }
+    SERVER_STARTED=1
   fi
   server_env sky check slurm >"$RUN/sky_check.log" 2>&1 || true
   if ! grep -q "localcluster" "$RUN/sky_check.log" || ! grep -qi "enabled" "$RUN/sky_check.log"; then
     cat "$RUN/sky_check.log"; exit 1
+  fi
+}
+
+clean_slate() {
+  # A freshly started server starts with no managed job or pool left by an earlier run (a failed test's pool
+  # would otherwise be relaunched and hold a core through the next run). A server already up is in use: left be.
+  [ "$SERVER_STARTED" = 1 ] || return 0
+  server_env sky jobs cancel --all-users -y >/dev/null 2>&1 || true
+  if server_env sky jobs pool status 2>/dev/null | grep -qE 'READY|STARTING|FAILED'; then
+    log "taking down pools left by an earlier run"
+    server_env sky jobs pool down --all --purge -y >/dev/null 2>&1 || true
   fi
 }
 
@@ -186,6 +199,7 @@ up() {
   slurm; log "slurm: $(sinfo -h -o '%P %a %D %T')"
   sshd_login_node
   api_server
+  clean_slate
   log "up in $((SECONDS - t0))s: SkyPilot API server http://127.0.0.1:$PORT (slurm/localcluster)"
 }
 
