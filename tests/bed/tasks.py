@@ -6,6 +6,7 @@ import socket
 import tempfile
 import time
 from pathlib import Path
+from typing import Tuple
 
 from flytekit import current_context, task, workflow
 from flytekit.exceptions.user import FlyteRecoverableException
@@ -20,12 +21,6 @@ BED = dict(infra="slurm/localcluster", cpus="1+", on_host=True)
 @task(task_config=SkyPilot(**BED))
 def repeat(word: str, times: int) -> str:
     return "-".join([word] * times) + f"@{os.environ['SKYPILOT_TASK_ID']}"
-
-
-@task(task_config=SkyPilot(**BED), retries=3)
-def boom_with_retries() -> None:
-    print("checked the input: about to give up", flush=True)
-    raise ValueError("not worth retrying")
 
 
 @task(task_config=SkyPilot(**BED), retries=1)
@@ -57,9 +52,11 @@ def h100_wf() -> int:
     return needs_h100()
 
 
-@task(task_config=SkyPilot(**BED, num_nodes=2))
-def gather_ranks(token: str) -> str:
-    """Every node reaches the head over MASTER_ADDR:MASTER_PORT, as torch.distributed would; the head answers."""
+@task(task_config=SkyPilot(**BED, num_nodes=2, secrets=["BED_TOKEN"]))
+def gather_ranks(token: str, doc: FlyteFile) -> Tuple[str, FlyteDirectory]:
+    """Every node reaches the head over MASTER_ADDR:MASTER_PORT, as torch.distributed would; the head answers.
+    Flyte's data handling rides along: a FlyteFile in, a FlyteDirectory out, and the digest of a secret the job
+    got by name (the secret itself must appear nowhere)."""
     node = node_info()
     assert os.environ["WORLD_SIZE"] == str(node.num_nodes) and os.environ["NODE_RANK"] == str(node.rank)
     port = int(os.environ["MASTER_PORT"])
@@ -68,7 +65,7 @@ def gather_ranks(token: str) -> str:
             try:
                 with socket.create_connection((os.environ["MASTER_ADDR"], port), timeout=5) as s:
                     s.sendall(f"{node.rank}@{node.ips[node.rank]}:{token}".encode())
-                return "not the head: this value must not become the task's output"
+                return "not the head: this value must not become the task's output", FlyteDirectory(tempfile.mkdtemp())
             except OSError:
                 time.sleep(1)
         raise RuntimeError(f"node {node.rank} could not reach the head at {os.environ['MASTER_ADDR']}:{port}")
@@ -79,24 +76,25 @@ def gather_ranks(token: str) -> str:
             conn, _ = server.accept()
             with conn:
                 seen.append(conn.recv(1024).decode())
-    return f"{node.num_nodes} nodes: " + " ".join(sorted(seen)) + f" ({os.environ['SKYPILOT_TASK_ID']})"
+    out = Path(tempfile.mkdtemp())
+    (out / "loud.txt").write_text(Path(doc.download()).read_text().upper())
+    (out / "where.txt").write_text(os.environ["SKYPILOT_TASK_ID"])
+    (out / "token.sha256").write_text(hashlib.sha256(os.environ["BED_TOKEN"].encode()).hexdigest())
+    said = f"{node.num_nodes} nodes: " + " ".join(sorted(seen)) + f" ({os.environ['SKYPILOT_TASK_ID']})"
+    return said, FlyteDirectory(str(out))
 
 
-@task(task_config=SkyPilot(**BED, num_nodes=2))
+@task(task_config=SkyPilot(**BED, num_nodes=2), retries=3)
 def fail_on_node_1() -> int:
+    print("checked the input: about to give up", flush=True)
     if node_info().rank == 1:
         raise ValueError("node 1 cannot go on")
     return 0
 
 
 @workflow
-def ranks_wf(token: str) -> str:
-    return gather_ranks(token=token)
-
-
-@workflow
-def node_failure_wf() -> int:
-    return fail_on_node_1()
+def ranks_wf(token: str, doc: FlyteFile) -> Tuple[str, FlyteDirectory]:
+    return gather_ranks(token=token, doc=doc)
 
 
 CLUSTER = os.environ.get("BED_CLUSTER", "flyte-bed-warm")  # the test names a fresh one per run
@@ -110,22 +108,6 @@ def on_cluster(step: str) -> str:
 @workflow
 def cluster_wf() -> str:
     return on_cluster(step="t1")  # creates the pool; the test's next task on it finds it warm
-
-
-@task(task_config=SkyPilot(**BED, secrets=["BED_TOKEN"]))
-def shout(doc: FlyteFile) -> FlyteDirectory:
-    """A FlyteFile in, a FlyteDirectory out: Flyte's own data handling, inside the managed job; and the
-    digest of a secret the job got by name (the secret itself must appear nowhere)."""
-    out = Path(tempfile.mkdtemp())
-    (out / "token.sha256").write_text(hashlib.sha256(os.environ["BED_TOKEN"].encode()).hexdigest())
-    (out / "loud.txt").write_text(Path(doc.download()).read_text().upper())
-    (out / "where.txt").write_text(os.environ["SKYPILOT_TASK_ID"])
-    return FlyteDirectory(str(out))
-
-
-@workflow
-def files_wf(doc: FlyteFile) -> FlyteDirectory:
-    return shout(doc=doc)
 
 
 @task(task_config=SkyPilot(**BED))

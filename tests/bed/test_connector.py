@@ -7,7 +7,7 @@ import time
 import pytest
 from conftest import queue_by_name, statuses
 from flyteidl.core.execution_pb2 import TaskExecution
-from tasks import boom_with_retries, repeat, sleep
+from tasks import fail_on_node_1, repeat, sleep
 
 from flytekitplugins.skypilot import SkyPilotConnector, SkyPilotMetadata, launch_record
 from tests.support import delete, execute, outputs, prepare, run, wait_for
@@ -92,13 +92,14 @@ def test_delete_while_starting_or_recovering_leaves_the_job_cancelled():
     assert statuses(starting.job_name) == statuses(recovering.job_name) == ["CANCELLED"]
 
 
-def test_any_other_user_error_fails_the_task_without_retries():
-    attempts = execute(CONNECTOR, boom_with_retries, {})  # as propeller runs the node (tests/support/propeller.py)
+def test_a_user_error_on_any_node_fails_the_task_for_good_with_that_nodes_error_and_log():
+    attempts = execute(CONNECTOR, fail_on_node_1, {})  # as propeller runs the node (tests/support/propeller.py)
     assert len(attempts) == 1  # retries=3, yet Flyte does not retry a non-recoverable user error
     meta, failed = attempts[0].meta, attempts[0].resource
     assert attempts[0].shown.phase == "permanent_failure" and attempts[0].failed_gets == 0, attempts[0]
     assert failed.phase == TaskExecution.FAILED, failed.message
-    assert "[NON_RECOVERABLE]" in failed.message and "not worth retrying" in failed.message
+    assert "node 1: [NON_RECOVERABLE]" in failed.message and "node 1 cannot go on" in failed.message, failed.message
+    assert "ValueError" in failed.message and "user program failure" in failed.message  # beside SkyPilot's reason
     log = failed.message.split("last lines of the job's log:\n", 1)[1]  # what the job printed, from SkyPilot
     assert "checked the input: about to give up" in log and "(flyte-" not in log, failed.message
     assert statuses(meta.job_name) == ["FAILED"]
