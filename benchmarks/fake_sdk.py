@@ -53,6 +53,7 @@ class FakeApiServer:
         self.launch_seconds = launch_seconds  # how long a launch request takes to create its jobs
         self.calls: Dict[str, int] = {name: 0 for name in _REAL}
         self.unreachable = False  # an outage: every call raises ApiServerConnectionError, as the SDK does
+        self.hang_until = 0.0  # a frozen server (monotonic time): calls wait until then, then are answered
         self.launches: List[Tuple[str, int]] = []  # (job name, num_jobs) of every launch request
         self.cancelled: List[int] = []  # job ids cancelled, in order
         self.logs: Dict[int, str] = {}  # job id -> what the job printed (tail_logs)
@@ -87,6 +88,16 @@ class FakeApiServer:
         with self._lock:
             self._jobs[job_id].update(status=status, failure_reason=failure_reason)
 
+    def hang(self, seconds: float) -> None:
+        """Freezes the server for `seconds` from now (as SIGSTOP would): every call until then waits for it."""
+        self.hang_until = time.monotonic() + seconds
+
+    def live_jobs(self) -> List[int]:
+        """The jobs not in a final state."""
+        with self._lock:
+            self._advance()
+            return sorted(j for j in self._jobs if not self._record(j).status.is_terminal())
+
     def job_ids(self) -> List[int]:
         with self._lock:
             self._advance()
@@ -113,6 +124,9 @@ class FakeApiServer:
                 self.calls[name] += 1
             if self.unreachable:
                 raise exceptions.ApiServerConnectionError(URL)
+            frozen = self.hang_until - time.monotonic()
+            if frozen > 0:  # connections accepted, nothing answered: the call returns once the server thaws
+                time.sleep(frozen)
             if name == "queue_v2":
                 with self._serial:
                     time.sleep(self.latency[name])

@@ -10,7 +10,7 @@ from flytekit import map_task, task
 from sky.jobs.state import ManagedJobStatus
 
 from benchmarks.fake_sdk import NO_LATENCY, FakeApiServer
-from flytekitplugins.skypilot import SkyPilot, SkyPilotConnector, SkyPilotMetadata, launch_record, sky_api
+from flytekitplugins.skypilot import SkyPilot, SkyPilotConnector, SkyPilotMetadata, launch_record
 from flytekitplugins.skypilot.connector import MAP_TASK_TYPE_VERSION
 from flytekitplugins.skypilot.settings import OUTAGE_DEADLINE_ENV
 from tests.support import fake_runtime, prepare, run, wait_for
@@ -101,12 +101,24 @@ def test_an_outage_keeps_the_last_known_phase_until_the_deadline_then_fails_retr
         lambda: (r := run(conn.get(meta))).message.count("last known status") and r, 5, every=0.1, what="a note"
     )
     assert during.phase == TaskExecution.QUEUED and "is unreachable (ApiServerConnectionError)" in during.message
-    with pytest.raises(sky_api.SkyPilotUnavailable, match="unreachable"):  # a create fails clearly, launches nothing
-        create(conn, *prepare(square, {"i": 5}))
     past = get_until(conn, meta, TaskExecution.RETRYABLE_FAILED)
     assert time.monotonic() - went_down >= 2.0
     assert f"past the connector's outage deadline ({OUTAGE_DEADLINE_ENV}=2)" in past.message
     assert "ApiServerConnectionError" in past.message and len(server.launches) == 1
+
+
+def test_a_create_during_an_outage_launches_once_the_server_is_back_without_spending_a_retry(server):
+    conn = connector(server)
+    server.unreachable = True
+    started = time.monotonic()  # failing the create would spend one of the task's retries (or fail it outright)
+    meta = create(conn, *prepare(square, {"i": 5}))
+    assert time.monotonic() - started < 5 and meta.request_id == "" and server.launches == []
+    waiting = run(conn.get(meta))
+    assert waiting.phase == TaskExecution.INITIALIZING and "unreachable" in waiting.message
+    assert "keeps trying" in waiting.message
+    server.unreachable = False
+    queued = get_until(conn, meta, TaskExecution.QUEUED)
+    assert server.launches == [(meta.job_name, 1)] and job_id_in(queued.message) == server.jobs_named(meta.job_name)[0]
 
 
 def test_an_aborted_task_has_its_job_cancelled_and_reports_aborted(server):

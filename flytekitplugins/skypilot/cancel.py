@@ -10,7 +10,7 @@ idempotent, and propeller's retries outlive a connector restart).
 
 import threading
 import time
-from typing import Callable, Dict, Optional, Tuple
+from typing import Callable, Dict, List, Optional, Tuple
 
 from flytekit import logger
 
@@ -36,6 +36,16 @@ class Cancels:
         """Idempotent: a job that never started, already ended or was already cancelled is fine."""
         what = f"managed job {job_name}"
         self._or_in_background(lambda: self._cancel(request_id, job_name), request_id, job_name, -1, what)
+
+    def cancel_earlier(self, job_names: List[str]) -> None:
+        """Cancels, in the background, any live job or in-flight launch of these earlier attempts of a node: propeller
+        never deletes an attempt whose CreateTask failed or ran past its deadline."""
+        for name in job_names:
+            self._sweeper.add(None, name)
+
+    def later(self, request_id: Optional[str], job_name: str, rank: int = -1) -> None:
+        """Hands a cancel that did not finish in time to the background sweeper."""
+        self._sweeper.add(request_id, job_name, rank)
 
     def cancel_member(self, request_id: Optional[str], batch_name: str, rank: int) -> None:
         """Cancels one subtask's job of a batched launch, and only it: its siblings share its job name and launch
@@ -108,6 +118,10 @@ class Cancels:
             return True
         if launch is not None and launch.state in IN_FLIGHT:
             self._sky.cancel_request(request_id)
+            return time.monotonic() - since > _GIVE_UP_AFTER_S
+        in_flight = None if request_id else self._sky.launch_request_named(job_name)
+        if in_flight is not None:  # a launch of that name still out in SkyPilot (its request id unknown here)
+            self._sky.cancel_request(in_flight)
             return time.monotonic() - since > _GIVE_UP_AFTER_S
         if launch is not None and launch.job_id is not None:
             self._sky.cancel_jobs([launch.job_id])

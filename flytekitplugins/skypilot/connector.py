@@ -1,18 +1,19 @@
 """The `skypilot` connector: create / get / delete of a Flyte task as a SkyPilot managed job."""
 
-import asyncio
 import copy
+import dataclasses
 import functools
 import hashlib
 import re
+import time
 from typing import Dict, List, Optional
 
+from flytekit import logger
 from flytekit.extend.backend.base_connector import AsyncConnectorBase, ConnectorRegistry, Resource
-from flytekit.extend.backend.utils import get_connector_secret
 from flytekit.models.literals import LiteralMap
 from flytekit.models.task import TaskExecutionMetadata, TaskTemplate
 
-from . import pools, shared_fs, sky_api, status, translate
+from . import answers, bounded, shared_fs, sky_api, translate
 from .resource_meta import SkyPilotMetadata
 from .runtime import Runtime
 
@@ -43,75 +44,107 @@ class SkyPilotConnector(AsyncConnectorBase):
         task_execution_metadata: Optional[TaskExecutionMetadata] = None,
         **kwargs,
     ) -> SkyPilotMetadata:
+        """Returns within bounded.CREATE_BUDGET_S: a launch SkyPilot is slow to take goes on in the background
+        (get reports it); only a task SkyPilot refuses (its own validation) fails the create."""
+        started, runtime = time.monotonic(), self.runtime
         shared_fs.open_to_job(output_prefix)
         name = job_name(task_execution_metadata, output_prefix)
         custom = task_template.custom or {}
-        config = translate.task_yaml(task_template, name, secret_values(custom.get("secrets")), inputs, output_prefix)
-        key = self.runtime.batches.key(task_execution_metadata, config) if is_map_subtask(task_template) else None
+        secrets = translate.secret_values(custom.get("secrets"))
+        config = translate.task_yaml(task_template, name, secrets, inputs, output_prefix)
+        key = runtime.batches.key(task_execution_metadata, config) if is_map_subtask(task_template) else None
         # the execution's envs (a map subtask's array index among them); a batch's jobs each get their own
         config = translate.with_execution_envs(config, execution_envs(task_execution_metadata), in_run=bool(key))
-        member = copy.deepcopy(config) if key else None
-        pool_yaml = pools.pool_task_yaml(config)  # before SkyPilot consumes the dict
-        task = translate.sky_task(config)  # SkyPilot's own validation, before anything is launched
-        secrets = list(custom.get("secrets") or [])
-        if key:  # a fan-out subtask: launched with its siblings as one request
-            join = functools.partial(self.runtime.launches.join, name, output_prefix, key, member, custom.get("pool"))
-            batch, rank, request_id = await asyncio.to_thread(join)
-            return SkyPilotMetadata(
-                job_name=batch,
-                request_id=request_id or "",
-                output_prefix=output_prefix,
-                endpoint=sky_api.endpoint(),
-                num_nodes=1,
-                secrets=secrets,
-                batch_rank=rank,
-            )
-        submit = functools.partial(self._submit, task, name, custom, pool_yaml)
-        # a YAML task without outputs never uses its output prefix (it may not even exist): no record there
-        record_at = None if translate.is_yaml_task(task_template) and not custom.get("outputs") else output_prefix
-        request_id = await asyncio.to_thread(self.runtime.launches.launch, name, record_at, submit)
-        return SkyPilotMetadata(
+        meta = SkyPilotMetadata(
             job_name=name,
-            request_id=request_id or "",
+            request_id="",
             output_prefix=output_prefix,
-            endpoint=sky_api.endpoint(),
-            num_nodes=task.num_nodes,
+            endpoint=runtime.settings.endpoint or sky_api.endpoint(),
+            num_nodes=int(config.get("num_nodes") or 1),
             outputs=dict(custom.get("outputs") or {}),
             cluster_name=custom.get("cluster_name") or "",
-            secrets=secrets,
+            secrets=list(custom.get("secrets") or []),
         )
+        if key:  # a fan-out subtask: launched with its siblings as one request
+            return await self._join(meta, key, config, custom.get("pool"), started)
+        earlier = earlier_attempts(task_execution_metadata)
+        for earlier_name in earlier:  # propeller never deletes an attempt whose create failed or timed out
+            runtime.launches.abandon(earlier_name)
+        runtime.cancels.cancel_earlier(earlier)
+        # a YAML task without outputs never uses its output prefix (it may not even exist): no record there
+        record_at = None if translate.is_yaml_task(task_template) and not custom.get("outputs") else output_prefix
+        first = runtime.launches.launch(name, record_at, translate.launch_plan(config, custom))
+        done, request_id = False, None
+        while not done and time.monotonic() - started < bounded.CREATE_BUDGET_S:
+            done, request_id = await bounded.within(first, 0.05)
+            if runtime.launches.attempt(name).unreachable:  # no use waiting: the background keeps trying
+                break
+        attempt = runtime.launches.attempt(name)
+        if not done and attempt.unreachable and task_execution_metadata is None:
+            # a local run has no retries to spare and a user watching: say so now (nothing reached SkyPilot)
+            runtime.launches.abandon(name)
+            raise sky_api.SkyPilotUnavailable(attempt.unreachable)
+        if not done:
+            logger.warning(f"SkyPilot has not taken the launch of {name} yet: it goes on in the background")
+        return dataclasses.replace(meta, request_id=request_id or "")
 
-    def _submit(self, task, name: str, custom: Dict, pool_yaml: Dict) -> Optional[str]:
-        cluster = custom.get("cluster_name")
-        if cluster:  # None while its pool is being created: the launch follows (see pools)
-            return self.runtime.pools.launch(task, name, cluster, lambda: translate.sky_task(pool_yaml))
-        return self.runtime.sky.launch(task, name, custom.get("pool"))
+    async def _join(self, meta: SkyPilotMetadata, key: str, config: Dict, pool: Optional[str], started: float):
+        """A subtask's place in its batch; one that cannot be had in time is given up (its rank cancelled once
+        launched) and the create fails, launching nothing."""
+        name, prefix, launches = meta.job_name, meta.output_prefix, self.runtime.launches
+        join = functools.partial(launches.join, name, prefix, key, copy.deepcopy(config), pool)
+        future = self.runtime.flights.start(("join", name), join)
+        done, joined = await bounded.within(future, bounded.CREATE_BUDGET_S - (time.monotonic() - started))
+        if not done:
+            future.add_done_callback(lambda f: f.exception() or self.runtime.batches.abandon(*f.result()[:2]))
+            raise sky_api.SkyPilotUnavailable(f"the launch record of {name} could not be read in time ({prefix})")
+        batch, rank, request_id = joined
+        return dataclasses.replace(meta, job_name=batch, request_id=request_id or "", num_nodes=1, batch_rank=rank)
 
     async def get(self, resource_meta: SkyPilotMetadata, **kwargs) -> Resource:
-        runtime = self.runtime
-        past = runtime.results.past_outage_deadline()
-        if past is not None:
-            return past
-        job_id, record = runtime.launches.cached(resource_meta)  # the common case: no thread, no waiting
-        if record is None:
-            job_id, waiting = await asyncio.to_thread(runtime.launches.job_id, resource_meta)
-            if waiting is not None:
-                return runtime.results.before_the_job(resource_meta, waiting)
-            record = await asyncio.to_thread(runtime.tracker.job, job_id)
-        aborted = (resource_meta.job_name, resource_meta.batch_rank) in runtime.aborted
-        of_job = functools.partial(runtime.results.of_job, job_id, record, resource_meta, aborted)
-        # a finished job's result may read its log, prices and outputs: off the event loop
-        return await asyncio.to_thread(of_job) if status.job_finished(record) else of_job()
+        """Returns within bounded.GET_BUDGET_S and never raises: when it cannot know in time, the last known
+        phase (or, for a task never seen, QUEUED / INITIALIZING), saying why."""
+        runtime, key = self.runtime, (resource_meta.job_name, resource_meta.batch_rank)
+        try:
+            answer = answers.now(runtime, resource_meta)  # the common case: no thread, no waiting
+        except Exception:  # a failed GetTask counts against the task: the blocking path answers instead
+            logger.exception(f"GetTask of {resource_meta.job_name} failed from memory")
+            answer = None
+        if answer is None:
+            future = runtime.flights.start(("get", *key), functools.partial(answers.blocking, runtime, resource_meta))
+            try:
+                done, answer = await bounded.within(future, bounded.GET_BUDGET_S)
+            except Exception as e:  # a failed GetTask counts against the task: report the last known phase
+                logger.exception(f"GetTask of {resource_meta.job_name} failed")
+                return answers.last_known(runtime, resource_meta, f"the connector could not find out: {e}")
+            if not done:
+                why = f"no answer from SkyPilot within {bounded.GET_BUDGET_S:.1f} s; still asking"
+                return answers.last_known(runtime, resource_meta, why)
+        runtime.last_known[key] = answer
+        return answer
 
     async def delete(self, resource_meta: SkyPilotMetadata, **kwargs) -> None:
+        """Idempotent; returns within bounded.DELETE_BUDGET_S, or raises (propeller retries it) with the cancel
+        carried on in the background."""
         runtime, name, rank = self.runtime, resource_meta.job_name, resource_meta.batch_rank
         runtime.aborted.add((name, rank))
+        future = runtime.flights.start(("delete", name, rank), functools.partial(self._cancel, resource_meta))
+        done, _ = await bounded.within(future, bounded.DELETE_BUDGET_S)
+        if not done:
+            runtime.cancels.later(resource_meta.request_id, name, rank)
+            raise sky_api.SkyPilotUnavailable(
+                f"SkyPilot did not take the cancel of {name} in time; the connector keeps cancelling it in the "
+                "background and a repeated delete tries again"
+            )
+
+    def _cancel(self, meta: SkyPilotMetadata) -> None:
+        runtime, name, rank = self.runtime, meta.job_name, meta.batch_rank
         if rank >= 0:  # only this subtask's job: its siblings share its job name and launch request
-            request_id = resource_meta.request_id or runtime.batches.abandon(name, rank)
-            await asyncio.to_thread(runtime.cancels.cancel_member, request_id, name, rank)
+            request_id = meta.request_id or runtime.batches.abandon(name, rank)
+            runtime.cancels.cancel_member(request_id, name, rank)
             return
-        request_id = resource_meta.request_id or runtime.pools.abandon(name)
-        await asyncio.to_thread(runtime.cancels.cancel, request_id, name)
+        current = runtime.launches.abandon(name)  # a launch still out is cancelled when it comes
+        runtime.cancels.cancel(current or meta.request_id or runtime.pools.abandon(name), name)
 
 
 def is_map_subtask(template: TaskTemplate) -> bool:
@@ -128,31 +161,31 @@ def execution_envs(meta: Optional[TaskExecutionMetadata]) -> Dict[str, str]:
     return dict(meta.environment_variables or {}) if meta is not None else {}
 
 
-def secret_values(names: Optional[List[str]]) -> Dict[str, str]:
-    """The connector's own values for the secret names a task asks for (names only ever leave this function)."""
-    values = {}
-    for name in names or []:
-        try:
-            values[name] = get_connector_secret(name)
-        except ValueError:
-            raise ValueError(
-                f"The task asks for secret {name!r}, which the connector does not have: give the connector an "
-                f"environment variable _FSEC_{name.upper()} or a file /etc/secrets/{name.lower()} (in a local run, "
-                f"an environment variable {name} works too)"
-            ) from None
-    return values
+secret_values = translate.secret_values  # where earlier releases had it
+
+
+def earlier_attempts(meta: Optional[TaskExecutionMetadata]) -> List[str]:
+    """The job names of this node's earlier attempts (same execution, node and task; retry attempts 0..k-1)."""
+    if meta is None or meta.task_execution_id is None:
+        return []
+    tid = meta.task_execution_id
+    return [_attempt_name(tid, retry) for retry in range(tid.retry_attempt)]
 
 
 def job_name(meta: Optional[TaskExecutionMetadata], output_prefix: str) -> str:
     """A managed-job name unique to one attempt of one task execution, readable in SkyPilot's queue."""
     if meta is not None and meta.task_execution_id is not None:
-        tid = meta.task_execution_id
-        node = tid.node_execution_id
-        key = f"{node.execution_id.project}/{node.execution_id.domain}/{node.execution_id.name}/{node.node_id}"
-        key = f"{key}/{tid.task_id.name}/{tid.retry_attempt}"
-        readable = f"{node.execution_id.name}-{node.node_id}-{tid.retry_attempt}"
-    else:
-        key, readable = output_prefix, "local"
+        return _attempt_name(meta.task_execution_id, meta.task_execution_id.retry_attempt)
+    return _named(output_prefix, "local")
+
+
+def _attempt_name(tid, retry: int) -> str:
+    node = tid.node_execution_id
+    key = f"{node.execution_id.project}/{node.execution_id.domain}/{node.execution_id.name}/{node.node_id}"
+    return _named(f"{key}/{tid.task_id.name}/{retry}", f"{node.execution_id.name}-{node.node_id}-{retry}")
+
+
+def _named(key: str, readable: str) -> str:
     digest = hashlib.sha256(key.encode()).hexdigest()[:10]
     readable = re.sub(r"[^a-z0-9-]+", "-", readable.lower()).strip("-")[:40]
     return f"flyte-{readable}-{digest}"

@@ -15,6 +15,8 @@ def job_report(record: Dict[str, Any]) -> Dict[str, Any]:
     parsed = _RESOURCES.match(resources)
     report: Dict[str, Any] = {
         "job_id": record.get("job_id"),
+        "job_name": record.get("job_name"),
+        "status": record.get("status"),
         "infra": record.get("infra"),
         "cloud": record.get("cloud"),
         "region": record.get("region"),
@@ -32,6 +34,39 @@ def job_report(record: Dict[str, Any]) -> Dict[str, Any]:
         report["hourly_price_usd"] = price
         report["estimated_cost_usd"] = round(price * report["nodes"] * report["job_duration_s"] / 3600, 4)
     return report
+
+
+def placement(record: Dict[str, Any]) -> Dict[str, Any]:
+    """Where a job is and how long it has run, from its queue record alone (no price lookup): custom_info of
+    the phases before the end."""
+    return {
+        "job_id": record.get("job_id"),
+        "job_name": record.get("job_name"),
+        "status": record.get("status"),
+        "infra": record.get("infra"),
+        "resources": record.get("cluster_resources_full") or None,
+        "job_duration_s": round(float(record.get("job_duration") or 0), 1),
+        "recovery_count": int(record.get("recovery_count") or 0),
+    }
+
+
+def link_name(info: Dict[str, Any], finished: bool) -> str:
+    """The log link's name, which Flyte shows in every phase (propeller drops RUNNING's and SUCCEEDED's
+    messages): "SkyPilot job 12 (RUNNING on slurm/localcluster)", "SkyPilot job 12: 3m10s on ..., $0.0123"."""
+    where = info.get("infra") or info.get("cloud") or "unknown infra"
+    if not finished:
+        return f"SkyPilot job {info['job_id']} ({info.get('status')} on {where})"
+    cost = info.get("estimated_cost_usd")
+    price = f"${cost:.4f}" if cost is not None else "cost unknown"
+    return f"SkyPilot job {info['job_id']}: {duration(info['job_duration_s'])} on {where}, {price}"
+
+
+def duration(seconds: float) -> str:
+    """3m10s, 1h02m, 45s."""
+    seconds = int(seconds)
+    if seconds >= 3600:
+        return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
+    return f"{seconds // 60}m{seconds % 60:02d}s" if seconds >= 60 else f"{seconds}s"
 
 
 def _nodes(resources: str) -> int:

@@ -1,6 +1,7 @@
 """The Resource get returns for a task: its job's phase and message (see status) with the user's error, the end
 of the job's log, where it ran and what it cost, a YAML task's outputs, and what an outage leaves of them."""
 
+import time
 from typing import Any, Dict, List, Optional, Tuple
 
 from flyteidl.core.execution_pb2 import TaskExecution, TaskLog
@@ -8,6 +9,7 @@ from flytekit.extend.backend.base_connector import Resource
 
 from . import launch_once, report, status, user_errors, yaml_io
 from .job_log import Tails
+from .launch_once import Attempt
 from .resource_meta import SkyPilotMetadata
 from .settings import OUTAGE_DEADLINE_ENV, ConnectorSettings
 from .tracker import Launch, Tracker
@@ -38,15 +40,41 @@ class Results:
         unavailable = self._tracker.unavailable
         return f"{message} (last known status: {unavailable})" if unavailable else message
 
-    def before_the_job(self, meta: SkyPilotMetadata, waiting: Any) -> Resource:
+    def before_the_job(self, meta: SkyPilotMetadata, waiting: Any, attempt: Optional[Attempt] = None) -> Resource:
         """What a task without a job id reports: see LaunchOnce.job_id for what it may be waiting on."""
+        info = {"job_name": meta.job_name, "relaunches": attempt.relaunches if attempt else 0}
         if waiting == launch_once.NO_JOB:
             message = "the connector restarted before this task's job was launched; a retry launches it"
-            return Resource(phase=TaskExecution.RETRYABLE_FAILED, message=message)
+            return Resource(phase=TaskExecution.RETRYABLE_FAILED, message=message, custom_info=info)
+        if isinstance(waiting, Attempt):
+            return self._launching(waiting, info)
         if isinstance(waiting, Launch):
             phase, message = status.launch_phase(waiting.state, waiting.error, waiting.retryable)
-            return Resource(phase=phase, message=self.outage(message))
+            message = f"{message} ({self.relaunch_note(attempt)})" if attempt and attempt.relaunches else message
+            return Resource(phase=phase, message=self.outage(message), custom_info=info)
         return self._before_launch(meta, waiting)
+
+    def relaunch_note(self, attempt: Attempt) -> str:
+        return f"relaunch {attempt.relaunches} of {self._settings.infra_relaunches}, after {attempt.why}"
+
+    def _launching(self, attempt: Attempt, info: dict) -> Resource:
+        """An attempt whose launch SkyPilot has not taken yet (slow, unreachable, relaunching), or refused."""
+        out = time.monotonic() - attempt.since
+        if attempt.error is None and out > self._settings.outage_deadline:  # a launch SkyPilot never answered
+            attempt.abandoned = True  # cancelled should it still come
+            attempt.error, attempt.retryable = f"SkyPilot did not answer the launch for {out:.0f} s", True
+        if attempt.error:
+            phase = TaskExecution.RETRYABLE_FAILED if attempt.retryable else TaskExecution.FAILED
+            return Resource(phase=phase, message=f"SkyPilot could not launch the managed job: {attempt.error}")
+        if attempt.relaunches:
+            phase = TaskExecution.WAITING_FOR_RESOURCES
+            message = f"relaunching after {attempt.why} ({attempt.relaunches} of {self._settings.infra_relaunches})"
+        else:
+            phase, message = TaskExecution.INITIALIZING, "submitting the managed job's launch to SkyPilot"
+        message = f"{message}: SkyPilot has not taken it yet ({out:.0f} s)"
+        if attempt.unreachable:
+            message += f"; {attempt.unreachable}; the connector keeps trying until the outage deadline"
+        return Resource(phase=phase, message=message, custom_info={**info, "launch": "submitting"})
 
     def _before_launch(self, meta: SkyPilotMetadata, pending) -> Resource:
         if meta.batch_rank >= 0:
@@ -65,23 +93,31 @@ class Results:
         )
         return Resource(phase=TaskExecution.WAITING_FOR_RESOURCES, message=self.outage(message))
 
-    def of_job(self, job_id: int, record: Optional[dict], meta: SkyPilotMetadata, aborted: bool) -> Resource:
+    def of_job(
+        self, job_id: int, record: Optional[dict], meta: SkyPilotMetadata, aborted: bool, attempt: Optional[Attempt]
+    ) -> Resource:
         """The task's Resource from its job's latest record; blocking (log tail, prices, outputs) only once the
-        job has finished. `aborted`: Flyte deleted the task, so a CANCELLED job is its abort."""
-        links = [TaskLog(name="SkyPilot dashboard", uri=f"{meta.endpoint}/dashboard/jobs/{job_id}")]
+        job has finished. `aborted`: Flyte deleted the task, so a CANCELLED job is its abort. Where the job is,
+        how long it ran and its cost are in the log link's name and custom_info too: Flyte shows those always."""
+        uri = f"{meta.endpoint}/dashboard/jobs/{job_id}"
         if record is None:
+            links = [TaskLog(name=f"SkyPilot job {job_id} (submitted)", uri=uri)]
             message = f"SkyPilot managed job {job_id} submitted; waiting for its first status"
             return Resource(phase=TaskExecution.QUEUED, message=self.outage(message), log_links=links)
         phase, message = status.job_phase(record)
+        if attempt is not None and attempt.relaunches:
+            message = f"{message} ({self.relaunch_note(attempt)})"
         if record.get("status") == "CANCELLED" and aborted:
             phase, message = TaskExecution.ABORTED, f"SkyPilot managed job {job_id} cancelled: the task was aborted"
         message = self.outage(message)
         if str(record.get("status")).startswith("FAILED"):
             phase, message = self._failure(record, phase, message, meta)
-        info = None
-        if phase in FINISHED:  # where it ran, for how long, at what cost
-            info = self._report(record)
+        finished = phase in FINISHED
+        info = dict(self._report(record) if finished else report.placement(record))  # with prices once finished
+        info["relaunches"] = attempt.relaunches if attempt is not None else 0
+        if finished:  # where it ran, for how long, at what cost
             message = f"{message}\n{report.summary(info)}"
+        links = [TaskLog(name=report.link_name(info, finished), uri=uri)]
         if phase == TaskExecution.SUCCEEDED and meta.outputs:
             return _with_outputs(message, links, meta, info)
         return Resource(phase=phase, message=message, log_links=links, custom_info=info)

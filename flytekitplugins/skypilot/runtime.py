@@ -3,10 +3,13 @@ batches, pool launches, log tails, cancels and each attempt's launch; both regis
 
 import os
 from types import SimpleNamespace
-from typing import Optional, Set, Tuple
+from typing import Dict, Optional, Set, Tuple
+
+from flytekit.extend.backend.base_connector import Resource
 
 from . import sky_api
 from .batches import Batches
+from .bounded import Flights
 from .cancel import Cancels
 from .job_log import Tails
 from .launch_once import LaunchOnce
@@ -32,8 +35,10 @@ class Runtime:
         self.batches = Batches(self.sky, self.tracker, self.settings, cancel_member=self.cancels.cancel_member)
         self.pools = PoolLaunches(self.sky, self.tracker)
         self.tails = Tails(self.sky)
-        self.launches = LaunchOnce(self.sky, self.tracker, self.batches, self.pools)
+        self.launches = LaunchOnce(self.sky, self.tracker, self.batches, self.pools, self.settings, self.cancels.cancel)
         self.results = Results(self.tracker, self.tails, self.settings)
+        self.flights = Flights()  # the blocking part of each get / delete, bounded (see bounded)
+        self.last_known: Dict[Tuple[str, int], Resource] = {}  # (job name, batch rank) -> what get last answered
         self.aborted: Set[Tuple[str, int]] = set()  # (job name, batch rank) of the tasks Flyte deleted here
         if os.environ.get(WARM_UP_ENV) == "1":  # a connector server (agent_service sets it): import SkyPilot now
             sky_api.warm_up()

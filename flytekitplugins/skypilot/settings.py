@@ -10,6 +10,7 @@ ENDPOINT_ENV = "SKYPILOT_API_SERVER_ENDPOINT"
 POLL_INTERVAL_ENV = "FLYTE_SKYPILOT_POLL_INTERVAL"
 OUTAGE_DEADLINE_ENV = "FLYTE_SKYPILOT_OUTAGE_DEADLINE"
 BATCH_WINDOW_ENV = "FLYTE_SKYPILOT_BATCH_WINDOW"
+INFRA_RELAUNCHES_ENV = "FLYTE_SKYPILOT_INFRA_RELAUNCHES"
 
 
 class ConnectorSettings(BaseModel):
@@ -28,6 +29,14 @@ class ConnectorSettings(BaseModel):
         description=f"{BATCH_WINDOW_ENV}: seconds a fan-out's subtasks may take to arrive and be "
         "launched as one SkyPilot request (0: every subtask launches alone)",
     )
+    infra_relaunches: int = Field(
+        3,
+        ge=0,
+        le=20,
+        description=f"{INFRA_RELAUNCHES_ENV}: new SkyPilot jobs the connector launches within one Flyte attempt "
+        "after an infra failure (FAILED_NO_RESOURCE, FAILED_CONTROLLER, a launch SkyPilot lost or never took), "
+        "without spending the task's retries",
+    )
 
     @field_validator("endpoint")
     @classmethod
@@ -43,6 +52,7 @@ class ConnectorSettings(BaseModel):
             "poll_interval": os.environ.get(POLL_INTERVAL_ENV),
             "outage_deadline": os.environ.get(OUTAGE_DEADLINE_ENV),
             "batch_window": os.environ.get(BATCH_WINDOW_ENV),
+            "infra_relaunches": os.environ.get(INFRA_RELAUNCHES_ENV),
         }
         try:
             return cls(**{k: v for k, v in values.items() if v is not None})
@@ -52,6 +62,7 @@ class ConnectorSettings(BaseModel):
                 "poll_interval": POLL_INTERVAL_ENV,
                 "outage_deadline": OUTAGE_DEADLINE_ENV,
                 "batch_window": BATCH_WINDOW_ENV,
+                "infra_relaunches": INFRA_RELAUNCHES_ENV,
             }
             problems = "; ".join(f"{names[err['loc'][0]]}: {err['msg']}" for err in e.errors())
             raise ValueError(f"Invalid SkyPilot connector settings: {problems}") from None

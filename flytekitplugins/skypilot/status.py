@@ -26,6 +26,16 @@ JOB_PHASES: Dict[str, Tuple[int, str]] = {
 }
 
 
+# Infra failures a new job may get past: the connector relaunches them within the attempt (see launch_once).
+INFRA_FAILURES = ("FAILED_NO_RESOURCE", "FAILED_CONTROLLER")
+
+
+def infra_failure(record: Optional[Dict[str, Any]]) -> Optional[str]:
+    """The job's status if it failed for an infra reason a relaunch may fix, else None."""
+    status = str((record or {}).get("status"))
+    return status if status in INFRA_FAILURES else None
+
+
 def job_finished(record: Optional[Dict[str, Any]]) -> bool:
     """Whether a managed-job record is final (no record yet: not)."""
     status = str((record or {}).get("status"))

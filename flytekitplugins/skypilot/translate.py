@@ -3,8 +3,9 @@ YAML task with outputs on a shared local prefix gets its output directory create
 
 import copy
 import shlex
-from typing import Any, Dict, Optional
+from typing import Any, Dict, List, Optional
 
+from flytekit.extend.backend.utils import get_connector_secret
 from flytekit.models.literals import LiteralMap
 from flytekit.models.task import TaskTemplate
 
@@ -66,6 +67,44 @@ def job_secrets(custom: Dict[str, Any], values: Dict[str, str]) -> Dict[str, str
     """The job's secret variables: a Flyte secret request under the name flytekit reads (_FSEC_<GROUP>_<KEY>)."""
     env_of = custom.get("secret_env") or {}
     return {env_of.get(name, name): value for name, value in values.items()}
+
+
+def secret_values(names: Optional[List[str]]) -> Dict[str, str]:
+    """The connector's own values for the secret names a task asks for (names only ever leave this function)."""
+    values = {}
+    for name in names or []:
+        try:
+            values[name] = get_connector_secret(name)
+        except ValueError:
+            raise ValueError(
+                f"The task asks for secret {name!r}, which the connector does not have: give the connector an "
+                f"environment variable _FSEC_{name.upper()} or a file /etc/secrets/{name.lower()} (in a local run, "
+                f"an environment variable {name} works too)"
+            ) from None
+    return values
+
+
+def launch_plan(config: Dict[str, Any], custom: Dict[str, Any]) -> Dict[str, Any]:
+    """What any connector process needs to launch the job (again): its YAML with the secrets' names, never their
+    values (kept in the attempt's launch record), and where it runs."""
+    names = list(custom.get("secrets") or [])
+    task = {k: v for k, v in config.items() if k != "secrets"}
+    return {
+        "task": task,
+        "secret_env": job_secrets(custom, {n: n for n in names}),
+        "pool": custom.get("pool"),
+        "cluster_name": custom.get("cluster_name"),
+    }
+
+
+def planned_task_yaml(plan: Dict[str, Any]) -> Dict[str, Any]:
+    """The job's YAML from a launch plan, with the connector's secret values (a fresh copy: SkyPilot consumes it)."""
+    config = copy.deepcopy(plan["task"])
+    secret_env = plan.get("secret_env") or {}
+    if secret_env:
+        values = secret_values(sorted(set(secret_env.values())))
+        config["secrets"] = {env: values[name] for env, name in secret_env.items()}
+    return config
 
 
 def with_execution_envs(config: Dict[str, Any], envs: Optional[Dict[str, str]], in_run: bool = False) -> Dict[str, Any]:
