@@ -64,6 +64,13 @@ def get_until(conn, meta, phase, timeout: float = 20.0, text: str = ""):
     return wait_for(reached, timeout, every=0.1, what=TaskExecution.Phase.Name(phase), show=show)
 
 
+def _p50_p99(seconds) -> str:
+    ordered = sorted(seconds)
+    return (
+        f"p50 {statistics.median(ordered):.2f} s, p99 {ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))]:.2f} s"
+    )
+
+
 def job_id_in(message: str) -> int:
     return int(message.split("SkyPilot managed job ", 1)[1].split()[0])
 
@@ -78,14 +85,14 @@ def test_a_frozen_server_create_and_get_answer_in_time_and_the_launch_lands_once
         meta = create(conn, template, prefix, metadata)
         creates.append(time.monotonic() - started)
         assert meta.request_id == ""  # handed to the background: SkyPilot has not answered
-    for _ in range(3):
+    for _ in range(10):
         started = time.monotonic()
         waiting = get(conn, meta)
         gets.append(time.monotonic() - started)
     assert waiting.phase == TaskExecution.INITIALIZING and "has not taken it yet" in waiting.message
     queued = get_until(conn, meta, TaskExecution.QUEUED)
     assert server.launches == [(meta.job_name, 1)] and job_id_in(queued.message) == server.jobs_named(meta.job_name)[0]
-    print(f"frozen 8 s: CreateTask max {max(creates):.2f} s, GetTask p50 {statistics.median(gets):.2f} s")
+    print(f"\nfrozen 8 s: CreateTask {_p50_p99(creates)}, GetTask {_p50_p99(gets)}")
 
 
 def test_a_frozen_server_under_tracked_tasks_gets_answer_the_last_known_phase(server):
@@ -94,17 +101,18 @@ def test_a_frozen_server_under_tracked_tasks_gets_answer_the_last_known_phase(se
     get_until(conn, meta, TaskExecution.QUEUED)
     server.hang(12.0)
     took = []
-    for _ in range(8):
+    for _ in range(10):
         started = time.monotonic()
         resource = get(conn, meta)
         took.append(time.monotonic() - started)
         assert resource.phase in (TaskExecution.QUEUED, TaskExecution.INITIALIZING, TaskExecution.RUNNING)
     fresh = connector(server)  # a fresh process: its first round cannot finish either
+    started = time.monotonic()
     first = get(fresh, meta)
+    took.append(time.monotonic() - started)
     assert first.phase == TaskExecution.QUEUED and "status not known yet" in first.message
     assert "no answer from SkyPilot" in first.message
-    took.sort()
-    print(f"frozen 12 s: GetTask p50 {took[len(took) // 2]:.2f} s, p99 {took[-1]:.2f} s")
+    print(f"\nfrozen 12 s under a tracked task: GetTask {_p50_p99(took)}")
 
 
 def test_a_delete_while_the_launch_is_not_taken_yet_cancels_it_once_launched(server):

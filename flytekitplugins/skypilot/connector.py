@@ -73,17 +73,23 @@ class SkyPilotConnector(AsyncConnectorBase):
         runtime.cancels.cancel_earlier(earlier)
         # a YAML task without outputs never uses its output prefix (it may not even exist): no record there
         record_at = None if translate.is_yaml_task(task_template) and not custom.get("outputs") else output_prefix
-        first = runtime.launches.launch(name, record_at, translate.launch_plan(config, custom))
+        plan = translate.launch_plan(config, custom)
+        return await self._launch(meta, record_at, plan, task_execution_metadata is None, started)
+
+    async def _launch(self, meta: SkyPilotMetadata, record_at: Optional[str], plan: Dict, local: bool, started: float):
+        """The meta with the launch request id if SkyPilot takes the launch in time, else with none: the launch
+        goes on in the background (a local run, with a user watching, fails at once if SkyPilot is unreachable)."""
+        launches, name = self.runtime.launches, meta.job_name
+        first = launches.launch(name, record_at, plan)
         done, request_id = False, None
         while not done and time.monotonic() - started < bounded.CREATE_BUDGET_S:
             done, request_id = await bounded.within(first, 0.05)
-            if runtime.launches.attempt(name).unreachable:  # no use waiting: the background keeps trying
+            if launches.attempt(name).unreachable:  # no use waiting: the background keeps trying
                 break
-        attempt = runtime.launches.attempt(name)
-        if not done and attempt.unreachable and task_execution_metadata is None:
-            # a local run has no retries to spare and a user watching: say so now (nothing reached SkyPilot)
-            runtime.launches.abandon(name)
-            raise sky_api.SkyPilotUnavailable(attempt.unreachable)
+        unreachable = launches.attempt(name).unreachable
+        if not done and unreachable and local:  # nothing reached SkyPilot: say so now
+            launches.abandon(name)
+            raise sky_api.SkyPilotUnavailable(unreachable)
         if not done:
             logger.warning(f"SkyPilot has not taken the launch of {name} yet: it goes on in the background")
         return dataclasses.replace(meta, request_id=request_id or "")
