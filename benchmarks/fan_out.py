@@ -73,7 +73,7 @@ def _patient(call, *args, **kwargs):
     for _ in range(30):
         try:
             return sky.get(call(*args, **kwargs))
-        except Exception as e:  # noqa: BLE001 - the bed's API server misses health checks under load
+        except Exception as e:  # the bed's API server misses health checks under load
             print(f"  {call.__name__}: {type(e).__name__}, retrying", flush=True)
             time.sleep(10)
     raise TimeoutError(f"{call.__name__}: the API server did not answer for 5 min")

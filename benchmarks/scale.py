@@ -79,7 +79,10 @@ def run_ours(n: int):
         SkyPilotYamlTask("bench", {"run": "true"}),
     ).template
     runs = os.environ["FLYTE_SKYPILOT_SHARED_DIR"] = tempfile.mkdtemp(prefix="scale-")  # launch records go here
-    create = lambda i: asyncio.run(connector.create(template, f"{runs}/{i}", None, metadata(i)))  # noqa: E731
+
+    def create(i):
+        return asyncio.run(connector.create(template, f"{runs}/{i}", None, metadata(i)))
+
     with ThreadPoolExecutor(10) as pool:
         metas = list(pool.map(create, range(n)))
     loop = asyncio.new_event_loop()

@@ -50,7 +50,9 @@ def get_until(conn: SkyPilotConnector, meta: SkyPilotMetadata, phase: int, timeo
         resource = run(conn.get(meta))
         return resource if resource.phase == phase else None
 
-    show = lambda: run(conn.get(meta)).message  # noqa: E731  (only on time-out)
+    def show():  # only on time-out
+        return run(conn.get(meta)).message
+
     return wait_for(reached, timeout, every=0.1, what=TaskExecution.Phase.Name(phase), show=show)
 
 

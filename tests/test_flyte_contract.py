@@ -60,7 +60,9 @@ def get_until(conn, meta, phase, timeout: float = 20.0, text: str = ""):
         resource = get(conn, meta)
         return resource if resource.phase == phase and text in (resource.message or "") else None
 
-    show = lambda: get(conn, meta).message  # noqa: E731
+    def show():
+        return get(conn, meta).message
+
     return wait_for(reached, timeout, every=0.1, what=TaskExecution.Phase.Name(phase), show=show)
 
 

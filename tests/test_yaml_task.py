@@ -46,7 +46,10 @@ def test_inputs_set_the_yamls_envs_as_skypilots_own_env_overrides(tmp_path):
         {**YAML, "name": "flyte-j", "secrets": {"HF_TOKEN": "hf-value-9f3"}},
         env_overrides=[("EPOCHS", "7"), ("LR", "0.5")],
     )
-    config = lambda t: {k: v for k, v in t.to_yaml_config().items() if k != "_user_specified_yaml"}  # noqa: E731
+
+    def config(t):
+        return {k: v for k, v in t.to_yaml_config().items() if k != "_user_specified_yaml"}
+
     assert config(built) == config(expected)
     assert built.run == YAML["run"] and built.envs["EPOCHS"] == "7" and built.envs["DATA"] == "s3://bkt/data"
     assert "hf-value-9f3" not in str(template.custom)  # the template holds the secret's name only

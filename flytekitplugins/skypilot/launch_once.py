@@ -2,6 +2,7 @@
 through the attempt's launch record in one that restarted) and carried on in the background when SkyPilot is slow
 to take it; the relaunches after infra failures (the same attempt and job name); and the job get finds for it."""
 
+import functools
 import threading
 import time
 from concurrent.futures import Future
@@ -187,8 +188,8 @@ class LaunchOnce:
         task = translate.sky_task(translate.planned_task_yaml(plan))
         cluster = plan.get("cluster_name")
         if cluster:
-            pool_task = lambda: translate.sky_task(pools.pool_task_yaml(plan["task"]))  # noqa: E731
-            return self._pools.launch(task, name, cluster, pool_task)
+            pool_yaml = pools.pool_task_yaml(plan["task"])
+            return self._pools.launch(task, name, cluster, functools.partial(translate.sky_task, pool_yaml))
         return self._sky.launch(task, name, plan.get("pool"))
 
     def _attempt_of(self, meta: SkyPilotMetadata) -> Attempt:
