@@ -70,7 +70,7 @@ case "$cmd" in
     timed setup setup
     eval "$(bash testbed/bed.sh env)"
     # tests that need the bed to themselves (marker alone) run one by one, after the others; a -m selection
-    # applies to both runs, and a run it leaves empty (pytest's exit code 5) is no failure
+    # applies to every run, and a run it leaves empty (pytest's exit code 5) is no failure
     sel="" args=()
     while [ $# -gt 0 ]; do
       case "$1" in
@@ -79,7 +79,9 @@ case "$cmd" in
       esac
     done
     phase() { .venv/bin/python -m pytest -m "${sel:+($sel) and }$1" "${@:2}" "${args[@]}" || [ $? = 5 ]; }
-    timed "tests (side by side)" phase "not alone"
-    timed "tests (alone)" phase alone -n 0;;
+    # the fast tests first, on a quiet machine (their deadlines are propeller's), then the real-bed ones
+    timed "tests (stand-in)" phase "not bed"
+    timed "tests (bed, side by side)" phase "bed and not alone"
+    timed "tests (bed, alone)" phase alone -n 0;;
   *) echo "usage: bash dev.sh example|test|setup|lint [args]" >&2; exit 2;;
 esac

@@ -2,6 +2,7 @@
 their deadlines whatever SkyPilot does, no orphaned job, infra failures relaunched within the attempt, and what
 Flyte shows of a task (log link names, custom_info). Each test builds its own Runtime on its own FakeApiServer."""
 
+import asyncio
 import json
 import statistics
 import time
@@ -231,3 +232,34 @@ def test_a_resource_meta_of_the_previous_release_still_decodes():
     meta = SkyPilotMetadata.decode(frozen)
     assert meta.job_name == "flyte-e1-n0-0-0123456789" and meta.num_nodes == 2 and meta.secrets == ["HF"]
     assert SkyPilotMetadata.decode(meta.encode()) == meta and len(meta.encode()) < 400
+
+
+def test_secret_values_resolved_by_the_create_reach_a_launch_made_in_the_background(monkeypatch):
+    """A local run's secrets are found only in its own flytekit context (its thread), not in the background thread
+    that makes a slow launch: the launch uses the values the create resolved, and the record keeps names only."""
+    import threading
+
+    from flytekitplugins.skypilot import translate
+
+    creator = threading.get_ident()
+
+    def only_in_the_creating_thread(name):
+        if threading.get_ident() != creator:
+            raise ValueError(name)
+        return "value-seen-by-the-create"
+
+    monkeypatch.setattr(translate, "get_connector_secret", only_in_the_creating_thread)
+    server = FakeApiServer(launch_seconds=0.1, latency=NO_LATENCY)
+    conn = SkyPilotConnector(runtime=fake_runtime(server))
+
+    @task(task_config=SkyPilot(cpus="1+", on_host=True, secrets=["API_TOKEN"]))
+    def uses_a_secret() -> int:
+        return 1
+
+    template, prefix, metadata = prepare(uses_a_secret, {})
+    meta = asyncio.new_event_loop().run_until_complete(conn.create(template, prefix, None, metadata))
+    wait_for(lambda: server.launches, 10, every=0.1, what="the launch")
+    [body] = [b for b in server._requests.values() if b.get("kind") == "launch"]
+    assert body["task"].secrets["API_TOKEN"].get_secret_value() == "value-seen-by-the-create"
+    record = open(f"{prefix}/skypilot-launch.json").read()
+    assert "value-seen-by-the-create" not in record and meta.job_name in record

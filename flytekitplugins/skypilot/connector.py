@@ -74,13 +74,15 @@ class SkyPilotConnector(AsyncConnectorBase):
         # a YAML task without outputs never uses its output prefix (it may not even exist): no record there
         record_at = None if translate.is_yaml_task(task_template) and not custom.get("outputs") else output_prefix
         plan = translate.launch_plan(config, custom)
-        return await self._launch(meta, record_at, plan, task_execution_metadata is None, started)
+        return await self._launch(meta, record_at, plan, secrets, task_execution_metadata is None, started)
 
-    async def _launch(self, meta: SkyPilotMetadata, record_at: Optional[str], plan: Dict, local: bool, started: float):
+    async def _launch(
+        self, meta: SkyPilotMetadata, record_at: Optional[str], plan: Dict, secrets: Dict, local: bool, started: float
+    ):
         """The meta with the launch request id if SkyPilot takes the launch in time, else with none: the launch
         goes on in the background (a local run, with a user watching, fails at once if SkyPilot is unreachable)."""
         launches, name = self.runtime.launches, meta.job_name
-        first = launches.launch(name, record_at, plan)
+        first = launches.launch(name, record_at, plan, secrets)
         done, request_id = False, None
         while not done and time.monotonic() - started < bounded.CREATE_BUDGET_S:
             done, request_id = await bounded.within(first, 0.05)

@@ -42,6 +42,9 @@ class Attempt:
     since: float = field(default_factory=time.monotonic)  # when the launch out now started
     abandoned: bool = False  # Flyte deleted the task: a launch that still comes is cancelled
     first: Optional[Future] = None  # the first launch, which CreateTask waits for
+    # the secret values the create resolved, in memory only (a local run's are found in its context alone, not in
+    # the background's); never in the record: another process resolves them again
+    secrets: Optional[Dict[str, str]] = field(default=None, repr=False)
 
     def state(self) -> Dict[str, Any]:
         """What the launch record keeps of it."""
@@ -79,13 +82,15 @@ class LaunchOnce:
         self._running: Dict[str, threading.Event] = {}  # subtask -> set once its first join ended
         self._found: Dict[Tuple[str, int], int] = {}  # (job name, rank) -> job id, for launches of other processes
 
-    def launch(self, name: str, output_prefix: Optional[str], plan: Dict[str, Any]) -> Future:
+    def launch(
+        self, name: str, output_prefix: Optional[str], plan: Dict[str, Any], secrets: Optional[Dict[str, str]] = None
+    ) -> Future:
         """The attempt's first launch (its request id, None while deferred), started once however often propeller
         repeats CreateTask; a repeat after SkyPilot refused it tries again."""
         with self._lock:
             attempt = self._attempts.get(name)
             if attempt is None or (attempt.first is not None and attempt.first.done() and attempt.error):
-                attempt = self._attempts[name] = Attempt(name, output_prefix, plan)
+                attempt = self._attempts[name] = Attempt(name, output_prefix, plan, secrets=secrets)
                 attempt.first = self._flights.start(("launch", name), lambda: self._until_taken(attempt))
             elif attempt.first is None:  # known from its record only (see adopt): this create launches nothing
                 attempt.first = Future()
@@ -172,7 +177,7 @@ class LaunchOnce:
                 return found
         if prefix:
             launch_record.write(prefix, name, None, **attempt.state())
-        request_id = self._submit(name, attempt.plan)
+        request_id = self._submit(name, attempt.plan, attempt.secrets)
         if request_id:
             if prefix:
                 _record_quietly(prefix, name, request_id, attempt.state())
@@ -182,10 +187,10 @@ class LaunchOnce:
     def _live_ids(self, name: str, attempt: Attempt) -> List[int]:
         return [j for j in self._sky.job_ids_by_name(name) if j not in attempt.spent_jobs]
 
-    def _submit(self, name: str, plan: Dict[str, Any]) -> Optional[str]:
+    def _submit(self, name: str, plan: Dict[str, Any], secrets: Optional[Dict[str, str]] = None) -> Optional[str]:
         """sky.jobs.launch of the plan's task (SkyPilot's own validation first); a cluster_name task's launch
         waits for its pool (None: it follows, see pools)."""
-        task = translate.sky_task(translate.planned_task_yaml(plan))
+        task = translate.sky_task(translate.planned_task_yaml(plan, secrets))
         cluster = plan.get("cluster_name")
         if cluster:
             pool_yaml = pools.pool_task_yaml(plan["task"])

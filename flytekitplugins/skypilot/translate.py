@@ -97,12 +97,14 @@ def launch_plan(config: Dict[str, Any], custom: Dict[str, Any]) -> Dict[str, Any
     }
 
 
-def planned_task_yaml(plan: Dict[str, Any]) -> Dict[str, Any]:
-    """The job's YAML from a launch plan, with the connector's secret values (a fresh copy: SkyPilot consumes it)."""
+def planned_task_yaml(plan: Dict[str, Any], values: Optional[Dict[str, str]] = None) -> Dict[str, Any]:
+    """The job's YAML from a launch plan, with the connector's secret values (`values` as the create resolved
+    them, else looked up now); a fresh copy: SkyPilot consumes it."""
     config = copy.deepcopy(plan["task"])
     secret_env = plan.get("secret_env") or {}
     if secret_env:
-        values = secret_values(sorted(set(secret_env.values())))
+        names = sorted(set(secret_env.values()))
+        values = values if values is not None and set(names) <= set(values) else secret_values(names)
         config["secrets"] = {env: values[name] for env, name in secret_env.items()}
     return config
 
