@@ -35,7 +35,8 @@ def test_manifests_agree_with_each_other_and_with_the_settings():
         d["kind"]: d for p in MANIFESTS if p.name != "kustomization.yaml" for d in yaml.safe_load_all(p.read_text())
     }
     listed = yaml.safe_load((ROOT / "agent_service" / "k8s" / "kustomization.yaml").read_text())["resources"]
-    assert sorted(listed) == sorted(p.name for p in MANIFESTS if p.name != "kustomization.yaml")
+    # every manifest but the secret's placeholder, which `kubectl apply -k` must never apply over the real one
+    assert sorted(listed) == sorted(p.name for p in MANIFESTS if p.name not in ("kustomization.yaml", "secret.yaml"))
     pod = docs["Deployment"]["spec"]["template"]["spec"]
     container = pod["containers"][0]
     assert pod["serviceAccountName"] == docs["ServiceAccount"]["metadata"]["name"]
@@ -156,3 +157,56 @@ server = http.server.HTTPServer(("127.0.0.1", 0), Refuse)
 print(server.server_address[1], flush=True)
 server.serve_forever()
 """
+
+
+RESTRICTED_VOLUMES = {
+    "configMap",
+    "csi",
+    "downwardAPI",
+    "emptyDir",
+    "ephemeral",
+    "persistentVolumeClaim",
+    "projected",
+    "secret",
+}
+
+
+def test_the_deployment_passes_the_restricted_pod_security_standard_and_is_hardened():
+    """The restricted Pod Security Standard's checks (kubernetes.io/docs/concepts/security/pod-security-standards),
+    and what a platform team's review asks beyond them."""
+    docs = {
+        d["kind"]: d for p in MANIFESTS if p.name != "kustomization.yaml" for d in yaml.safe_load_all(p.read_text())
+    }
+    deployment = docs["Deployment"]
+    pod = deployment["spec"]["template"]["spec"]
+    assert not any(pod.get(k) for k in ("hostNetwork", "hostPID", "hostIPC"))
+    assert {k for v in pod["volumes"] for k in v if k != "name"} <= RESTRICTED_VOLUMES
+    for container in pod["containers"]:
+        context = {**pod["securityContext"], **container["securityContext"]}
+        assert context["runAsNonRoot"] is True and context.get("runAsUser") != 0
+        assert context["allowPrivilegeEscalation"] is False and not context.get("privileged")
+        assert container["securityContext"]["capabilities"]["drop"] == ["ALL"]
+        assert not container["securityContext"]["capabilities"].get("add")
+        assert context["seccompProfile"]["type"] in ("RuntimeDefault", "Localhost")
+        assert context["readOnlyRootFilesystem"] is True and context["runAsGroup"] == 1000
+        assert {"cpu", "memory", "ephemeral-storage"} <= set(container["resources"]["limits"])
+        assert {"startupProbe", "readinessProbe", "livenessProbe"} <= set(container)
+        writable = {m["mountPath"] for m in container["volumeMounts"] if not m.get("readOnly")}
+        assert "/tmp" in writable  # flytekit's sandbox, with the root filesystem read-only
+    assert [v["secret"]["defaultMode"] for v in pod["volumes"] if "secret" in v] == [0o400]
+    assert pod["automountServiceAccountToken"] is False
+    # GetTask keeps answering through a rollout and a drain
+    assert deployment["spec"]["replicas"] >= 2
+    assert deployment["spec"]["strategy"]["rollingUpdate"]["maxUnavailable"] == 0
+    assert docs["PodDisruptionBudget"]["spec"]["minAvailable"] == 1
+    # only propeller reaches the plaintext gRPC port, only Prometheus the metrics
+    ingress = docs["NetworkPolicy"]["spec"]["ingress"]
+    assert {p["port"] for rule in ingress for p in rule["ports"]} == {8000, 9090}
+    grpc_from = next(r["from"] for r in ingress if r["ports"][0]["port"] == 8000)
+    names = grpc_from[0]["podSelector"]["matchExpressions"][0]["values"]
+    assert "flytepropeller" in names and "namespaceSelector" not in grpc_from[0]
+    for doc in (docs["PodDisruptionBudget"], docs["NetworkPolicy"]):
+        assert (
+            doc["spec"].get("selector", doc["spec"].get("podSelector"))["matchLabels"]
+            == deployment["spec"]["selector"]["matchLabels"]
+        )
