@@ -145,3 +145,14 @@ def test_a_yaml_task_refuses_what_it_cannot_honour(flyte, says):
     yaml = {**YAML, "resources": {"cpus": "2+"}}
     with pytest.raises(ValueError, match=says or "both set cpus"):
         SkyPilotYamlTask(name="train", task=yaml, **flyte)
+
+
+def test_a_task_cannot_ask_for_the_connectors_own_credentials():
+    from flytekitplugins.skypilot.translate import secret_values
+
+    with pytest.raises(ValueError, match="the connector's own credentials"):
+        SkyPilot(secrets=["SKYPILOT_SERVICE_ACCOUNT_TOKEN"])  # at declaration
+    with pytest.raises(ValueError, match="the connector's own credentials"):
+        declare(secret_requests=[Secret(group="skypilot_service_account", key="token")])
+    with pytest.raises(ValueError, match="the connector's own credentials"):
+        secret_values(["skypilot_service_account_token"])  # and at create, whatever the template says

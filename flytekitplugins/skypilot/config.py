@@ -170,6 +170,9 @@ class SkyPilot(BaseModel):
                 f"secrets: {bad} are not names: list the names of the connector's secrets (e.g. "
                 '["HF_TOKEN"]); their values are looked up by the connector and never written into the task'
             )
+        from .translate import refuse_connector_credentials
+
+        refuse_connector_credentials(v)
         return v
 
     @field_validator("file_mounts")

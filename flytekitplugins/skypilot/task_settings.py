@@ -10,7 +10,7 @@ from flytekit.core.resources import Resources, ResourceSpec
 from flytekit.extras.accelerators import BaseAccelerator
 from flytekit.models.security import Secret
 
-from . import sky_api
+from . import sky_api, translate
 
 # flytekit's accelerator device names -> SkyPilot's accelerator names (SkyPilot's catalog spelling)
 GPU_NAMES = {
@@ -165,6 +165,7 @@ def with_flyte_settings(task: Any) -> Tuple[Any, Dict[str, str]]:
     if task.metadata.interruptible:
         fields["use_spot"] = True  # Flyte's "may be preempted" is SkyPilot's spot capacity
     secrets = dict(secret_env(s) for s in ((task.security_context and task.security_context.secrets) or []))
+    translate.refuse_connector_credentials(list(secrets))
     if fields:
         config = type(config)(**merged(config.model_dump(exclude_defaults=True), fields))
     return config, secrets
@@ -207,6 +208,7 @@ def fold_into_yaml(sky_task: Dict[str, Any], kwargs: Dict[str, Any]) -> Dict[str
         raise Refused(f"environment sets {clash}, which the YAML's envs set otherwise: keep one of them")
     sky_task["envs"] = {**environment, **sky_task["envs"]}
     secrets = dict(secret_env(s) for s in (kwargs.pop("secret_requests", None) or []))
+    translate.refuse_connector_credentials(list(secrets))
     unknown = sorted(k for k in kwargs if k not in YAML_TASK_METADATA + _PYTHON_TASK_KWARGS)
     if unknown:
         raise Refused(

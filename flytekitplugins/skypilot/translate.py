@@ -69,8 +69,22 @@ def job_secrets(custom: Dict[str, Any], values: Dict[str, str]) -> Dict[str, str
     return {env_of.get(name, name): value for name, value in values.items()}
 
 
+# The connector's own credentials: no task may have them handed to its job (it could act as the connector).
+CONNECTOR_CREDENTIALS = ("SKYPILOT_SERVICE_ACCOUNT_TOKEN",)
+
+
+def refuse_connector_credentials(names: Optional[List[str]]) -> None:
+    own = sorted(n for n in names or [] if n.upper() in CONNECTOR_CREDENTIALS)
+    if own:
+        raise ValueError(
+            f"secrets {own} are the connector's own credentials, which no task's job may get: give the task a "
+            "secret of its own (e.g. a service-account token of its own under another name)"
+        )
+
+
 def secret_values(names: Optional[List[str]]) -> Dict[str, str]:
     """The connector's own values for the secret names a task asks for (names only ever leave this function)."""
+    refuse_connector_credentials(names)
     values = {}
     for name in names or []:
         try:
