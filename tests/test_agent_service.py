@@ -102,16 +102,15 @@ def test_token_comes_from_the_connector_secret_and_is_never_printed(monkeypatch)
     assert ConnectorSettings.from_env().endpoint == "http://s:1"
 
 
+def preflight(**env) -> subprocess.CompletedProcess:
+    """The preflight against a connector that is not there (127.0.0.1:9), with these settings."""
+    env = {**os.environ, "SKYPILOT_DISABLE_LOCAL_API_SERVER": "1", **env}
+    command = [sys.executable, "-m", "agent_service.preflight", "--connector", "127.0.0.1:9"]
+    return subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=180)
+
+
 def test_preflight_fails_each_check_with_its_fix_when_nothing_answers():
-    env = {**os.environ, "SKYPILOT_API_SERVER_ENDPOINT": "http://127.0.0.1:9", "SKYPILOT_DISABLE_LOCAL_API_SERVER": "1"}
-    result = subprocess.run(
-        [sys.executable, "-m", "agent_service.preflight", "--connector", "127.0.0.1:9"],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=180,
-    )
+    result = preflight(SKYPILOT_API_SERVER_ENDPOINT="http://127.0.0.1:9")
     lines = [line for line in result.stdout.splitlines() if line.startswith(("PASS", "FAIL"))]
     assert result.returncode == 4 and len(lines) == 4 and all(line.startswith("FAIL") for line in lines), result.stdout
     assert "no gRPC answer at 127.0.0.1:9" in lines[0] and "is `python -m agent_service`" in lines[0]
@@ -124,19 +123,8 @@ def test_preflight_names_the_token_when_the_api_server_refuses_the_credentials(t
     server = subprocess.Popen([sys.executable, "-c", REFUSER], stdout=subprocess.PIPE, text=True)
     try:
         port = int(server.stdout.readline())
-        env = {
-            **os.environ,
-            "SKYPILOT_API_SERVER_ENDPOINT": f"http://127.0.0.1:{port}",
-            "SKYPILOT_SERVICE_ACCOUNT_TOKEN": "sky_wrong_token",
-            "SKYPILOT_DISABLE_LOCAL_API_SERVER": "1",
-        }
-        result = subprocess.run(
-            [sys.executable, "-m", "agent_service.preflight", "--connector", "127.0.0.1:9"],
-            cwd=ROOT,
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=180,
+        result = preflight(
+            SKYPILOT_API_SERVER_ENDPOINT=f"http://127.0.0.1:{port}", SKYPILOT_SERVICE_ACCOUNT_TOKEN="sky_wrong_token"
         )
     finally:
         server.kill()

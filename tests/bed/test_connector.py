@@ -45,35 +45,25 @@ def _slurm_allocations(meta: SkyPilotMetadata):
     return [line.split("|")[0] for line in lines if f"|{meta.job_name[:12]}" in line and f"-{job_id}-" in line]
 
 
+def _reaches(meta: SkyPilotMetadata, status: str, every: float = 3.0) -> None:
+    """Waits (10 min at most) until SkyPilot reports this task's one job in `status`."""
+    wait_for(
+        lambda: statuses(meta.job_name) == [status], 600, every=every, what=status, show=lambda: statuses(meta.job_name)
+    )
+
+
 @pytest.mark.xdist_group("heavy")
 def test_delete_while_starting_or_recovering_leaves_the_job_cancelled():
     starting, recovering = create(sleep, {"seconds": 600}), create(sleep, {"seconds": 600})
-    wait_for(
-        lambda: statuses(starting.job_name) == ["STARTING"],
-        600,
-        every=1,
-        what="STARTING",
-        show=lambda: statuses(starting.job_name),
-    )
+    _reaches(starting, "STARTING", every=1)
     # the connector's view may trail SkyPilot's by a polling round or two: not finished, at least
     assert run(CONNECTOR.get(starting)).phase not in FINAL
     delete(CONNECTOR, starting)  # while SkyPilot provisions its cluster
-    wait_for(
-        lambda: statuses(recovering.job_name) == ["RUNNING"],
-        600,
-        what="RUNNING",
-        show=lambda: statuses(recovering.job_name),
-    )
+    _reaches(recovering, "RUNNING")
     allocations = _slurm_allocations(recovering)
     assert allocations, subprocess.run(["squeue"], capture_output=True, text=True).stdout
     subprocess.run(["scancel", *allocations], check=True)  # as a preemption would
-    wait_for(
-        lambda: statuses(recovering.job_name) == ["RECOVERING"],
-        600,
-        every=1,
-        what="RECOVERING",
-        show=lambda: statuses(recovering.job_name),
-    )
+    _reaches(recovering, "RECOVERING", every=1)
     assert run(CONNECTOR.get(recovering)).phase not in FINAL
     delete(CONNECTOR, recovering)  # while SkyPilot relaunches it
     for meta in (starting, recovering):
