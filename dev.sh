@@ -65,7 +65,7 @@ case "$cmd" in
   example)
     setup
     eval "$(bash testbed/bed.sh env)"
-    cd examples && exec ../.venv/bin/pyflyte run hello.py hello_wf --name skypilot --times 2 "$@";;
+    cd examples && exec ../.venv/bin/pyflyte run --raw-output-data-prefix "$FLYTE_SKYPILOT_BED_RAW_OUTPUT" hello.py hello_wf --name skypilot --times 2 "$@";;
   test)
     timed setup setup
     eval "$(bash testbed/bed.sh env)"

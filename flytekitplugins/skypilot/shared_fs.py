@@ -63,7 +63,9 @@ def run_data_dir() -> str:
     return path
 
 
-def host_env(source_root: str) -> Dict[str, str]:
-    """Environment for an on_host job that runs on this machine's filesystem."""
+def host_env(source_root: Optional[str]) -> Dict[str, str]:
+    """Environment for an on_host job that runs with this interpreter (and imports the task's code from
+    `source_root`, unless a code bundle brings it)."""
     bin_dir = os.path.dirname(sys.executable)
-    return {"PATH": f"{bin_dir}:/usr/local/bin:/usr/bin:/bin", "PYTHONPATH": source_root}
+    env = {"PATH": f"{bin_dir}:/usr/local/bin:/usr/bin:/bin"}
+    return {**env, "PYTHONPATH": source_root} if source_root else env

@@ -1,8 +1,9 @@
 """`SkyPilotFunctionTask`: a Python function task whose body runs as a SkyPilot managed job."""
 
+import dataclasses
 import os
 from pathlib import Path
-from typing import Any, Callable, Dict
+from typing import Any, Callable, Dict, Optional
 
 from flytekit import FlyteContextManager, PythonFunctionTask
 from flytekit.configuration import ImageConfig, SerializationSettings
@@ -11,7 +12,7 @@ from flytekit.core.tracker import extract_task_module
 from flytekit.extend import TaskPlugins
 from flytekit.extend.backend.base_connector import AsyncConnectorExecutorMixin
 
-from . import checkpoints, shared_fs, sky_api, task_settings
+from . import checkpoints, code_bundle, shared_fs, sky_api, task_settings
 from .config import SkyPilot
 from .connector import TASK_TYPE, TASK_TYPE_VERSION
 
@@ -58,11 +59,15 @@ class SkyPilotFunctionTask(AsyncConnectorExecutorMixin, PythonFunctionTask[SkyPi
         return PythonFunctionTask.execute(self, **kwargs)
 
     def _submit(self, **kwargs) -> Any:
-        """A local run: through the connector, with the run's data where the job can reach it."""
+        """A local run: through the connector, with the run's data where the job can reach it. With data in an
+        object store the code goes there too (as `pyflyte run --remote` ships it); on a shared filesystem the job
+        imports it from the source root."""
+        raw = FlyteContextManager.current_context().file_access.raw_output_prefix
+        source_root = self._source_root() if shared_fs.local_path(raw) is None else None
         if self.task_config.on_host and shared_fs.shared_dir() is not None:
-            self._run_env = shared_fs.host_env(self._source_root())
+            self._run_env = shared_fs.host_env(None if source_root else self._source_root())
         try:
-            return submit_locally(self, kwargs)
+            return submit_locally(self, kwargs, source_root)
         finally:
             self._run_env = {}
 
@@ -71,14 +76,17 @@ class SkyPilotFunctionTask(AsyncConnectorExecutorMixin, PythonFunctionTask[SkyPi
         return str(Path(path).resolve().parents[module.count(".")]) if path else os.getcwd()
 
 
-def submit_locally(task: AsyncConnectorExecutorMixin, kwargs: Dict[str, Any]) -> Any:
-    """Runs `task` through the connector from a local run, its data where the job can reach it."""
+def submit_locally(task: AsyncConnectorExecutorMixin, kwargs: Dict[str, Any], source_root: Optional[str] = None) -> Any:
+    """Runs `task` through the connector from a local run, its data where the job can reach it (and its code,
+    from `source_root`, in a bundle next to the data)."""
     ctx = FlyteContextManager.current_context()
     builder = ctx.new_builder()
-    if ctx.serialization_settings is None:  # a plain local run: Flyte's default image, as for registration
-        builder = builder.with_serialization_settings(
-            SerializationSettings(image_config=ImageConfig.auto_default_image())
-        )
+    # a plain local run: Flyte's default image, as for registration
+    settings = ctx.serialization_settings or SerializationSettings(image_config=ImageConfig.auto_default_image())
+    if source_root:
+        fast = code_bundle.fast_settings(source_root, ctx.file_access)
+        settings = dataclasses.replace(settings, fast_serialization_settings=fast)
+    builder = builder.with_serialization_settings(settings)
     raw = ctx.file_access.raw_output_prefix
     if shared_fs.local_path(raw) is not None:
         if shared_fs.shared_dir() is None:

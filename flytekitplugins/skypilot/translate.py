@@ -154,8 +154,10 @@ def _yaml_task(
     task["name"] = job_name
     task["envs"] = {**task.get("envs", {}), **yaml_io.env_values(inputs, custom["env_of_input"])}
     if custom.get("outputs"):
-        task["envs"][yaml_io.OUTPUT_DIR_ENV], mounts = yaml_io.job_output_dir(output_prefix)
-        task["file_mounts"] = {**task.get("file_mounts", {}), **mounts}
+        out_dir, upload = yaml_io.job_output_dir(output_prefix, job_name)
+        task["envs"][yaml_io.OUTPUT_DIR_ENV] = out_dir
+        if upload:
+            task["run"] = yaml_io.with_upload(task.get("run") or "", out_dir, upload)
     if secrets:
         task["secrets"] = job_secrets(custom, secrets)
     return task

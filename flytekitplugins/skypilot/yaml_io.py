@@ -1,6 +1,7 @@
 """A SkyPilot YAML task's data: Flyte inputs -> the YAML's envs; files under $FLYTE_OUTPUT_DIR -> Flyte outputs."""
 
-from typing import Any, Dict, Tuple
+import shlex
+from typing import Dict, Optional, Tuple
 
 from flytekit import FlyteContextManager
 from flytekit.models.core.types import BlobType
@@ -9,8 +10,6 @@ from flytekit.models.literals import Blob, BlobMetadata, Literal, LiteralMap, Pr
 from . import shared_fs
 
 OUTPUT_DIR_ENV = "FLYTE_OUTPUT_DIR"
-_MOUNT_POINT = "/flyte-outputs"
-_MOUNTABLE = ("s3://", "gs://", "r2://", "cos://", "oci://", "nebius://")
 _TRUE, _FALSE = {"true", "1", "yes"}, {"false", "0", "no"}
 
 
@@ -44,11 +43,12 @@ def output_dir(output_prefix: str) -> str:
     return f"{output_prefix.rstrip('/')}/outputs"
 
 
-def job_output_dir(output_prefix: str) -> Tuple[str, Dict[str, Any]]:
-    """Where the job writes its outputs, and the file mount that makes it so.
+def job_output_dir(output_prefix: str, job_name: str) -> Tuple[str, Optional[str]]:
+    """Where the job writes its outputs, and the `run` step that then uploads them (None: nothing to upload).
 
-    A shared local prefix is the same path in the job; a bucket prefix is reached by mounting the bucket
-    (SkyPilot mounts whole buckets) and writing under the prefix's path inside it.
+    A shared local prefix is the same path in the job. With an object store the job writes to a local
+    directory, and a step of ours uploads it after the YAML's own `run` succeeded (rank 0 only), with the
+    storage credentials the connector gives every job.
     """
     prefix = output_dir(output_prefix)
     path = shared_fs.local_path(prefix)
@@ -56,16 +56,25 @@ def job_output_dir(output_prefix: str) -> Tuple[str, Dict[str, Any]]:
         shared_fs.open_to_job(output_prefix)
         path.mkdir(exist_ok=True)
         path.chmod(0o777)
-        return str(path), {}
-    for scheme in _MOUNTABLE:
-        if prefix.startswith(scheme):
-            bucket, _, key = prefix[len(scheme) :].partition("/")
-            mount = {_MOUNT_POINT: {"source": f"{scheme}{bucket}", "mode": "MOUNT"}}
-            return f"{_MOUNT_POINT}/{key}", mount
-    raise ValueError(
-        f"The task's outputs go to {output_prefix}, which a SkyPilot job cannot mount: use a raw output prefix "
-        f"on {', '.join(s.rstrip(':/') for s in _MOUNTABLE)} storage"
-    )
+        return str(path), None
+    local = f"/tmp/flyte-outputs/{job_name}"
+    importable = "python3 -c 'import flytekitplugins.skypilot.job_outputs' 2>/dev/null"
+    check = f"{importable} || {{ echo {shlex.quote(_NO_UPLOADER)} >&2; exit 3; }}"
+    upload = f"python3 -m flytekitplugins.skypilot.job_outputs {shlex.quote(local)} {shlex.quote(prefix)} || exit $?"
+    step = f'if [ "${{SKYPILOT_NODE_RANK:-0}}" = 0 ]; then\n  {check}\n  {upload}\nfi'
+    return local, step
+
+
+_NO_UPLOADER = (
+    "The outputs under $FLYTE_OUTPUT_DIR go to the object store, and python3 in this job cannot import "
+    "flytekitplugins.skypilot: add `pip install flytekitplugins-skypilot` (flytekit and pydantic only) to the "
+    "job's setup or image"
+)
+
+
+def with_upload(run: str, local_dir: str, step: str) -> str:
+    """The YAML's own `run` (in a subshell, so that its `exit` keeps its meaning), then the upload step."""
+    return f"mkdir -p {shlex.quote(local_dir)}\n(\n{run}\n) || exit $?\n{step}\n"
 
 
 def read_outputs(output_prefix: str, kinds: Dict[str, str]) -> LiteralMap:
