@@ -28,6 +28,7 @@ def main() -> None:
         f"poll every {settings.connector.poll_interval:g} s, outage deadline {settings.connector.outage_deadline:g} s",
         flush=True,
     )
+    print(f"agent_service: {storage_summary(settings.connector)}", flush=True)
     pyflyte = os.path.join(os.path.dirname(sys.executable), "pyflyte")
     os.execv(
         pyflyte,
@@ -43,6 +44,15 @@ def main() -> None:
             str(settings.workers),
         ],
     )
+
+
+def storage_summary(connector) -> str:
+    if not connector.storage_variables():
+        return (
+            "storage for jobs: none configured (FLYTE_SKYPILOT_STORAGE_SECRETS, FLYTE_SKYPILOT_STORAGE_ENDPOINT "
+            "unset): jobs reach Flyte's object store only by their cluster's own identity"
+        )
+    return f"storage for jobs: {', '.join(connector.storage_variables())} (values from the connector's secrets)"
 
 
 if __name__ == "__main__":

@@ -6,11 +6,14 @@
 2. the SkyPilot API server (SKYPILOT_API_SERVER_ENDPOINT) is reachable, healthy and of a compatible version;
 3. it accepts the service-account token (an authenticated request);
 4. it can launch somewhere (its enabled infras);
-5. with --run-job: a tiny managed job (`echo`) goes through the connector end to end.
+5. jobs can reach Flyte's object store with the storage access the connector gives them (with --storage-prefix:
+   a probe object written, read back and removed under it, with that access alone);
+6. with --run-job: a tiny managed job (`echo`) goes through the connector end to end.
 Each check prints PASS or FAIL with what to fix; the exit status is the number of failed checks.
 """
 
 import argparse
+import os
 import sys
 import time
 from typing import Callable, List, Tuple
@@ -87,6 +90,43 @@ def api_server_checks(infra_hint: str = "") -> List[Check]:
     ]
 
 
+def storage_check(prefix: str) -> Check:
+    def storage() -> str:
+        from flytekitplugins.skypilot.settings import ConnectorSettings
+
+        connector = ConnectorSettings.from_env()
+        access = connector.storage_access()  # a storage secret that is not there fails here, naming it
+        given = ", ".join(connector.storage_variables()) or "no storage variables"
+        if not prefix:
+            if not access:
+                raise RuntimeError(
+                    "jobs get no storage access: set FLYTE_SKYPILOT_STORAGE_SECRETS (and, for an S3-compatible "
+                    "store, FLYTE_SKYPILOT_STORAGE_ENDPOINT), or pass --storage-prefix s3://<bucket>/<path> to "
+                    "prove that the clusters' own identity reaches the store"
+                )
+            return f"jobs get {given}; pass --storage-prefix to probe the store with them"
+        return f"jobs get {given}: {probe_as_a_job(prefix, access)}"
+
+    return ("jobs can reach the object store", storage)
+
+
+def probe_as_a_job(prefix: str, access: dict) -> str:
+    """The probe in a process that has only what a job gets (none of the connector's own storage settings)."""
+    import subprocess
+    import tempfile
+
+    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": tempfile.mkdtemp(), **access}
+    probe = [sys.executable, "-m", "flytekitplugins.skypilot.storage_probe", prefix]
+    result = subprocess.run(probe, env=env, capture_output=True, text=True, timeout=60)
+    if result.returncode != 0:
+        error = (result.stderr.strip().splitlines() or ["no error output"])[-1]
+        raise RuntimeError(
+            f"with what jobs get, {prefix} cannot be written and read: {error} (fix FLYTE_SKYPILOT_STORAGE_SECRETS "
+            "/ FLYTE_SKYPILOT_STORAGE_ENDPOINT, or the credentials' permissions on the bucket)"
+        )
+    return result.stdout.strip()
+
+
 def job_check(address: str, infra: str) -> Check:
     def run_job() -> str:
         from .smoke import run_smoke_job
@@ -116,8 +156,11 @@ def main(argv=None) -> int:
     parser.add_argument(
         "--infra", default="", help='where the job runs, e.g. "slurm/mycluster" (default: SkyPilot picks)'
     )
+    parser.add_argument(
+        "--storage-prefix", default="", help="a prefix in Flyte's object store (its raw-output prefix) to probe"
+    )
     args = parser.parse_args(argv)
-    checks = connector_checks(args.connector) + api_server_checks(args.infra)
+    checks = connector_checks(args.connector) + api_server_checks(args.infra) + [storage_check(args.storage_prefix)]
     if args.run_job:
         checks.append(job_check(args.connector, args.infra))
     return run(checks)

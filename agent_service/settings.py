@@ -33,6 +33,7 @@ class ServiceSettings(BaseModel):
                 "SKYPILOT_API_SERVER_ENDPOINT is not set: give the URL of your SkyPilot API server "
                 "(the connector never starts one of its own)"
             )
+        connector.storage_access()  # every storage secret named is there (its value is not kept)
         values = {k: os.environ[env] for k, env in _SERVING_ENV.items() if os.environ.get(env)}
         try:
             return cls(connector=connector, has_token=service_account_token() is not None, **values)

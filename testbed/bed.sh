@@ -84,6 +84,9 @@ store_env() {
   echo "export FLYTE_AWS_ACCESS_KEY_ID=$key"
   echo "export FLYTE_AWS_SECRET_ACCESS_KEY=$secret"
   echo "export FLYTE_SKYPILOT_BED_RAW_OUTPUT=s3://$S3_BUCKET/raw"
+  # what the connector gives every job to reach the store (jobs here see nothing of the client's environment)
+  echo "export FLYTE_SKYPILOT_STORAGE_ENDPOINT=http://127.0.0.1:$S3_PORT"
+  echo "export FLYTE_SKYPILOT_STORAGE_SECRETS=FLYTE_AWS_ACCESS_KEY_ID,FLYTE_AWS_SECRET_ACCESS_KEY"
 }
 
 debian_packages() {

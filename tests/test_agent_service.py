@@ -11,6 +11,7 @@ import yaml
 
 from agent_service.settings import ServiceSettings
 from flytekitplugins.skypilot.settings import ConnectorSettings
+from tests.support.store import object_store
 
 ROOT = Path(__file__).resolve().parents[1]
 MANIFESTS = sorted((ROOT / "agent_service" / "k8s").glob("*.yaml"))
@@ -79,6 +80,10 @@ def test_manifests_agree_with_each_other_and_with_the_settings():
             {"SKYPILOT_API_SERVER_ENDPOINT": "http://s:1", "CONNECTOR_LOG_LEVEL": "LOUD"},
             "CONNECTOR_LOG_LEVEL: Input should be",
         ),
+        (
+            {"SKYPILOT_API_SERVER_ENDPOINT": "http://s:1", "FLYTE_SKYPILOT_STORAGE_SECRETS": "FLYTE_AWS_NOPE_KEY"},
+            "FLYTE_SKYPILOT_STORAGE_SECRETS names FLYTE_AWS_NOPE_KEY, which the connector does not have",
+        ),
     ],
 )
 def test_bad_settings_stop_start_up_naming_the_variable(env, error):
@@ -102,19 +107,50 @@ def test_token_comes_from_the_connector_secret_and_is_never_printed(monkeypatch)
     assert ConnectorSettings.from_env().endpoint == "http://s:1"
 
 
-def preflight(**env) -> subprocess.CompletedProcess:
-    """The preflight against a connector that is not there (127.0.0.1:9), with these settings."""
-    env = {**os.environ, "SKYPILOT_DISABLE_LOCAL_API_SERVER": "1", **env}
-    command = [sys.executable, "-m", "agent_service.preflight", "--connector", "127.0.0.1:9"]
+def preflight(*args, **env) -> subprocess.CompletedProcess:
+    """The preflight against a connector that is not there (127.0.0.1:9), with these settings only."""
+    own = {k: v for k, v in os.environ.items() if not k.startswith(("FLYTE_SKYPILOT_STORAGE_", "FLYTE_AWS_", "_FSEC_"))}
+    env = {**own, "SKYPILOT_DISABLE_LOCAL_API_SERVER": "1", **env}
+    command = [sys.executable, "-m", "agent_service.preflight", "--connector", "127.0.0.1:9", *args]
     return subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=180)
 
 
 def test_preflight_fails_each_check_with_its_fix_when_nothing_answers():
     result = preflight(SKYPILOT_API_SERVER_ENDPOINT="http://127.0.0.1:9")
     lines = [line for line in result.stdout.splitlines() if line.startswith(("PASS", "FAIL"))]
-    assert result.returncode == 4 and len(lines) == 4 and all(line.startswith("FAIL") for line in lines), result.stdout
+    assert result.returncode == 5 and len(lines) == 5 and all(line.startswith("FAIL") for line in lines), result.stdout
     assert "no gRPC answer at 127.0.0.1:9" in lines[0] and "is `python -m agent_service`" in lines[0]
     assert "http://127.0.0.1:9" in lines[2] and "SKYPILOT_API_SERVER_ENDPOINT" in lines[2]
+    assert "jobs get no storage access: set FLYTE_SKYPILOT_STORAGE_SECRETS" in lines[4]
+
+
+def test_preflight_probes_the_object_store_with_what_jobs_get_and_only_that(tmp_path):
+    """The connector's own storage settings (here wrong) play no part: the probe has the jobs' access alone."""
+    with object_store(tmp_path / "s3") as store:
+        jobs = {
+            "FLYTE_SKYPILOT_STORAGE_ENDPOINT": store["FLYTE_AWS_ENDPOINT"],
+            "FLYTE_SKYPILOT_STORAGE_SECRETS": "FLYTE_AWS_ACCESS_KEY_ID,FLYTE_AWS_SECRET_ACCESS_KEY",
+            "_FSEC_FLYTE_AWS_ACCESS_KEY_ID": store["FLYTE_AWS_ACCESS_KEY_ID"],
+            "_FSEC_FLYTE_AWS_SECRET_ACCESS_KEY": store["FLYTE_AWS_SECRET_ACCESS_KEY"],
+        }
+        connectors_own = {"FLYTE_AWS_ACCESS_KEY_ID": "wrong", "FLYTE_AWS_SECRET_ACCESS_KEY": "wrong"}
+        passed = preflight(
+            "--storage-prefix",
+            "s3://flyte/raw",
+            SKYPILOT_API_SERVER_ENDPOINT="http://127.0.0.1:9",
+            **jobs,
+            **connectors_own,
+        )
+        wrong = {**jobs, "_FSEC_FLYTE_AWS_SECRET_ACCESS_KEY": "not-the-key-0042"}
+        failed = preflight(
+            "--storage-prefix", "s3://flyte/raw", SKYPILOT_API_SERVER_ENDPOINT="http://127.0.0.1:9", **wrong
+        )
+    [ok] = [line for line in passed.stdout.splitlines() if "object store" in line]
+    assert ok.startswith("PASS") and "wrote, read and removed s3://flyte/raw/skypilot-preflight/" in ok, passed.stdout
+    assert not list((tmp_path / "s3" / "flyte").rglob("skypilot-preflight/*"))  # the probe cleaned up
+    [bad] = [line for line in failed.stdout.splitlines() if "object store" in line]
+    assert bad.startswith("FAIL") and "cannot be written and read" in bad and "FLYTE_SKYPILOT_STORAGE_SECRETS" in bad
+    assert "not-the-key-0042" not in failed.stdout + failed.stderr
 
 
 def test_preflight_names_the_token_when_the_api_server_refuses_the_credentials(tmp_path):
@@ -128,7 +164,7 @@ def test_preflight_names_the_token_when_the_api_server_refuses_the_credentials(t
         )
     finally:
         server.kill()
-    api_lines = [line for line in result.stdout.splitlines() if line.startswith(("PASS", "FAIL"))][2:]
+    api_lines = [line for line in result.stdout.splitlines() if line.startswith(("PASS", "FAIL"))][2:4]
     assert len(api_lines) == 2 and all(line.startswith("FAIL") for line in api_lines), result.stdout
     assert "refused the credentials" in api_lines[0] and "SKYPILOT_SERVICE_ACCOUNT_TOKEN" in api_lines[0], api_lines
     assert "sky_wrong_token" not in result.stdout + result.stderr

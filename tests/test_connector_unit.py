@@ -61,8 +61,8 @@ def test_secrets_are_names_in_the_template_and_values_only_in_the_sky_task(monke
     from flytekitplugins.skypilot.connector import secret_values
     from flytekitplugins.skypilot.translate import sky_task, task_yaml
 
-    monkeypatch.setenv("_FSEC_HF_TOKEN", "hf_value_123")
-    monkeypatch.setenv("_FSEC_WANDB_API_KEY", "wandb_value_456")
+    monkeypatch.setenv("_FSEC_SKYPILOT_TASK_HF_TOKEN", "hf_value_123")
+    monkeypatch.setenv("_FSEC_SKYPILOT_TASK_WANDB_API_KEY", "wandb_value_456")
 
     # SkyPilot's own secret names, and Flyte's secret_requests (which flytekit's secrets manager reads in the job)
     @task(
@@ -87,9 +87,9 @@ def test_secrets_are_names_in_the_template_and_values_only_in_the_sky_task(monke
 def test_a_missing_secret_names_itself_and_where_the_connector_looks(monkeypatch):
     from flytekitplugins.skypilot.connector import secret_values
 
-    monkeypatch.delenv("_FSEC_NOPE", raising=False)
+    monkeypatch.delenv("_FSEC_SKYPILOT_TASK_NOPE", raising=False)
     monkeypatch.delenv("NOPE", raising=False)
-    with pytest.raises(ValueError, match="secret 'NOPE'.*_FSEC_NOPE.*/etc/secrets/nope"):
+    with pytest.raises(ValueError, match="secret 'NOPE'.*_FSEC_SKYPILOT_TASK_NOPE.*/etc/secrets/skypilot_task/nope"):
         secret_values(["NOPE"])
 
 

@@ -239,16 +239,16 @@ def test_secret_values_resolved_by_the_create_reach_a_launch_made_in_the_backgro
     that makes a slow launch: the launch uses the values the create resolved, and the record keeps names only."""
     import threading
 
-    from flytekitplugins.skypilot import translate
+    from flytekitplugins.skypilot import credentials
 
     creator = threading.get_ident()
 
-    def only_in_the_creating_thread(name):
+    def only_in_the_creating_thread(name, local):
         if threading.get_ident() != creator:
             raise ValueError(name)
         return "value-seen-by-the-create"
 
-    monkeypatch.setattr(translate, "get_connector_secret", only_in_the_creating_thread)
+    monkeypatch.setattr(credentials, "_task_secret", only_in_the_creating_thread)
     server = FakeApiServer(launch_seconds=0.1, latency=NO_LATENCY)
     conn = SkyPilotConnector(runtime=fake_runtime(server))
 

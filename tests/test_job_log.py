@@ -15,7 +15,7 @@ ERROR: Job 1 failed with return code list: [1]"""
 
 
 def test_the_tail_drops_skypilots_prefixes_and_masks_the_tasks_secret_values(monkeypatch):
-    monkeypatch.setenv("_FSEC_HF_TOKEN", "hf_secret_value_9")
+    monkeypatch.setenv("_FSEC_SKYPILOT_TASK_HF_TOKEN", "hf_secret_value_9")
     monkeypatch.setattr(sky_api, "log_tail", lambda job_id, lines: LOG)
     tail = job_log.failure_tail(sky_api.Client(), 7, ["HF_TOKEN", "NOT_GIVEN"])
     # flytekit's report of the user's error is left out: the message has that error from error.pb

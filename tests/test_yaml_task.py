@@ -84,7 +84,7 @@ def test_a_bucket_prefix_gets_the_outputs_uploaded_by_a_step_after_the_yamls_own
         prefix = f"s3://flyte/raw/{uuid.uuid4().hex[:6]}/n0-0"
         name = f"job-{uuid.uuid4().hex[:6]}"
         local, step = job_output_dir(prefix, name)
-        assert local == f"/tmp/flyte-outputs/{name}" and step
+        assert local == f"/tmp/flyte-outputs-{name}" and step
         run = 'cd "$FLYTE_OUTPUT_DIR"; echo 2.5 > score; mkdir d; echo x > d/f; exit 0'
         venv = {**os.environ, **store, "PATH": f"{Path(sys.executable).parent}:/usr/bin:/bin"}
         job = _job(with_upload(run, local, step), {**venv, "FLYTE_OUTPUT_DIR": local})
@@ -99,7 +99,7 @@ def test_a_bucket_prefix_gets_the_outputs_uploaded_by_a_step_after_the_yamls_own
         stored = tmp_path / "s3" / "flyte" / prefix[len("s3://flyte/") :] / "outputs" / "d" / "f"
         assert stored.read_text() == "x\n"
         # a failing run keeps its exit code and uploads nothing; no credentials: the storage error, not success
-        failed = _job(with_upload("exit 7", "/tmp/flyte-outputs/job-2", job_output_dir(prefix + "x", "job-2")[1]), venv)
+        failed = _job(with_upload("exit 7", "/tmp/flyte-outputs-job-2", job_output_dir(prefix + "x", "job-2")[1]), venv)
         assert failed.returncode == 7
         anonymous = {k: v for k, v in venv.items() if not k.startswith("FLYTE_AWS_")}
         anonymous.update(AWS_ACCESS_KEY_ID="wrong", AWS_SECRET_ACCESS_KEY="wrong")

@@ -24,7 +24,7 @@ from typing import Any, Callable, Dict, List, Optional, Set, Tuple
 from flytekit import logger
 from flytekit.models.task import TaskExecutionMetadata
 
-from . import launch_record, sky_api, translate
+from . import credentials, launch_record, sky_api, translate
 from .background import Worker
 from .settings import ConnectorSettings
 from .tracker import Tracker
@@ -147,7 +147,8 @@ class Batches:
 
     def _launch(self, batch: Batch) -> None:
         try:
-            task = translate.sky_task({**batch.config, "name": batch.name, "run": rank_dispatch(batch.commands)})
+            config = {**batch.config, "name": batch.name, "run": rank_dispatch(batch.commands)}
+            task = translate.sky_task(credentials.with_storage_access(config, self._settings.storage_access()))
             request_id = self._sky.launch(task, batch.name, batch.pool, num_jobs=len(batch.commands))
         except Exception as e:  # reported by get; every member fails with it (retryable)
             batch.error = f"{type(e).__name__}: {sky_api.clean(e)}"

@@ -180,6 +180,7 @@ class SkyPilot(BaseModel):
     def _file_mounts(cls, v: Dict[str, Any]) -> Dict[str, Any]:
         for dst, src in v.items():
             source = src.get("source") if isinstance(src, dict) else src
+            _file_mount_paths(dst, source)
             mode = str(src.get("mode", "MOUNT")).upper() if isinstance(src, dict) else "COPY"
             if isinstance(source, str) and mode.startswith("MOUNT") and _bucket_sub_path(source):
                 bucket = source[: len(source) - len(_bucket_sub_path(source)) - 1]
@@ -316,3 +317,22 @@ def _bucket_sub_path(source: str) -> str:
             parts = source[len(scheme) :].strip("/").split("/", 1)
             return parts[1] if len(parts) > 1 else ""
     return ""
+
+
+_REFERENCE = re.compile(r"\$\{?[A-Za-z_]")
+
+
+def _file_mount_paths(dst: str, source: Any) -> None:
+    """A file mount's paths hold no variable (SkyPilot substitutes secrets into them and may quote the result)
+    and its source is no local path (it would be read on the connector's filesystem, not the author's)."""
+    for where, path in (("destination", dst), ("source", source)):
+        if isinstance(path, str) and _REFERENCE.search(path):
+            raise ValueError(
+                f"file_mounts[{dst!r}]: the {where} {path!r} refers to a variable: write the path out (a secret "
+                "in a path would be substituted into it and shown wherever the path is)"
+            )
+    if isinstance(source, str) and "://" not in source:
+        raise ValueError(
+            f"file_mounts[{dst!r}]: {source!r} is a local path, which the connector would read on its own "
+            "filesystem: upload it to a bucket and mount its URL (s3://, gs://, ...), or put it in the image"
+        )

@@ -1,5 +1,6 @@
 """The `skypilot` connector: create / get / delete of a Flyte task as a SkyPilot managed job."""
 
+import contextlib
 import copy
 import dataclasses
 import functools
@@ -13,7 +14,7 @@ from flytekit.extend.backend.base_connector import AsyncConnectorBase, Connector
 from flytekit.models.literals import LiteralMap
 from flytekit.models.task import TaskExecutionMetadata, TaskTemplate
 
-from . import answers, bounded, shared_fs, sky_api, translate
+from . import answers, bounded, credentials, shared_fs, sky_api, translate
 from .resource_meta import SkyPilotMetadata
 from .runtime import Runtime
 
@@ -44,13 +45,24 @@ class SkyPilotConnector(AsyncConnectorBase):
         task_execution_metadata: Optional[TaskExecutionMetadata] = None,
         **kwargs,
     ) -> SkyPilotMetadata:
+        with self._masking((task_template.custom or {}).get("secrets")):
+            return await self._create(task_template, output_prefix, inputs, task_execution_metadata)
+
+    async def _create(
+        self,
+        task_template: TaskTemplate,
+        output_prefix: str,
+        inputs: Optional[LiteralMap],
+        task_execution_metadata: Optional[TaskExecutionMetadata],
+    ) -> SkyPilotMetadata:
         """Returns within bounded.CREATE_BUDGET_S: a launch SkyPilot is slow to take goes on in the background
         (get reports it); only a task SkyPilot refuses (its own validation) fails the create."""
         started, runtime = time.monotonic(), self.runtime
         shared_fs.open_to_job(output_prefix)
         name = job_name(task_execution_metadata, output_prefix)
         custom = task_template.custom or {}
-        secrets = translate.secret_values(custom.get("secrets"))
+        local = task_execution_metadata is None
+        secrets = translate.secret_values(custom.get("secrets"), runtime.settings.storage_variables(), local)
         config = translate.task_yaml(task_template, name, secrets, inputs, output_prefix)
         key = runtime.batches.key(task_execution_metadata, config) if is_map_subtask(task_template) else None
         # the execution's envs (a map subtask's array index among them); a batch's jobs each get their own
@@ -74,7 +86,7 @@ class SkyPilotConnector(AsyncConnectorBase):
         # a YAML task without outputs never uses its output prefix (it may not even exist): no record there
         record_at = None if translate.is_yaml_task(task_template) and not custom.get("outputs") else output_prefix
         plan = translate.launch_plan(config, custom)
-        return await self._launch(meta, record_at, plan, secrets, task_execution_metadata is None, started)
+        return await self._launch(meta, record_at, plan, secrets, local, started)
 
     async def _launch(
         self, meta: SkyPilotMetadata, record_at: Optional[str], plan: Dict, secrets: Dict, local: bool, started: float
@@ -110,6 +122,13 @@ class SkyPilotConnector(AsyncConnectorBase):
         return dataclasses.replace(meta, job_name=batch, request_id=request_id or "", num_nodes=1, batch_rank=rank)
 
     async def get(self, resource_meta: SkyPilotMetadata, **kwargs) -> Resource:
+        with self._masking(resource_meta.secrets):
+            answer = await self._get(resource_meta)
+        if answer.message:
+            answer = dataclasses.replace(answer, message=self._masked(answer.message, resource_meta.secrets))
+        return answer
+
+    async def _get(self, resource_meta: SkyPilotMetadata) -> Resource:
         """Returns within bounded.GET_BUDGET_S and never raises: when it cannot know in time, the last known
         phase (or, for a task never seen, QUEUED / INITIALIZING), saying why."""
         runtime, key = self.runtime, (resource_meta.job_name, resource_meta.batch_rank)
@@ -132,6 +151,10 @@ class SkyPilotConnector(AsyncConnectorBase):
         return answer
 
     async def delete(self, resource_meta: SkyPilotMetadata, **kwargs) -> None:
+        with self._masking(resource_meta.secrets):
+            await self._delete(resource_meta)
+
+    async def _delete(self, resource_meta: SkyPilotMetadata) -> None:
         """Idempotent; returns within bounded.DELETE_BUDGET_S, or raises (propeller retries it) with the cancel
         carried on in the background."""
         runtime, name, rank = self.runtime, resource_meta.job_name, resource_meta.batch_rank
@@ -144,6 +167,26 @@ class SkyPilotConnector(AsyncConnectorBase):
                 f"SkyPilot did not take the cancel of {name} in time; the connector keeps cancelling it in the "
                 "background and a repeated delete tries again"
             )
+
+    def _masked(self, text: str, secrets: Optional[List[str]]) -> str:
+        return credentials.masked(text, secrets or [], self.runtime.settings.storage_secrets)
+
+    @contextlib.contextmanager
+    def _masking(self, secrets: Optional[List[str]]):
+        """Whatever fails in here leaves with the task's and the storage secrets' values masked (SkyPilot may
+        quote a value it substituted, e.g. in a file mount)."""
+        try:
+            yield
+        except Exception as e:
+            text = str(e)
+            clean = self._masked(text, secrets)
+            if clean == text:
+                raise
+            try:
+                masked = type(e)(clean)
+            except Exception:
+                masked = RuntimeError(clean)
+            raise masked from None
 
     def _cancel(self, meta: SkyPilotMetadata) -> None:
         runtime, name, rank = self.runtime, meta.job_name, meta.batch_rank

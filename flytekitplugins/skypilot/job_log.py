@@ -12,13 +12,13 @@ from concurrent.futures import TimeoutError as FutureTimeout
 from typing import Dict, Iterable, List, Optional
 
 from flytekit import logger
-from flytekit.extend.backend.utils import get_connector_secret
 
-from . import sky_api
+from . import credentials, sky_api
+from .settings import ConnectorSettings
 
 LINES = 20
 _FETCHED = 400  # enough to reach past flytekit's error report, which error.pb already gives
-MASK = "********"
+MASK = credentials.MASK
 _PREFIX = re.compile(r"^\([^)]*pid=\d+\)\s?")  # SkyPilot's "(<job>, pid=N) " before each line of the job
 # pyflyte-execute logs the user's error between these (first and last line of its report)
 _REPORT_START, _REPORT_END = "Exception when executing task", "!! End Error Captured by Flyte !!"
@@ -72,12 +72,6 @@ def _without_error_report(lines: List[str]) -> List[str]:
 
 
 def masked(text: str, secret_names: Iterable[str]) -> str:
-    """`text` with the values of these connector secrets replaced (a job may print what it was given)."""
-    for name in secret_names:
-        try:
-            value = get_connector_secret(name)
-        except ValueError:
-            continue
-        if value:
-            text = text.replace(value, MASK)
-    return text
+    """`text` with the values of the task's secrets and the jobs' storage secrets replaced (a job may print
+    what it was given)."""
+    return credentials.masked(text, secret_names, ConnectorSettings.from_env().storage_secrets)

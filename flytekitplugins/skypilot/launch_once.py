@@ -11,7 +11,7 @@ from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from flytekit import logger
 
-from . import launch_record, pools, sky_api, translate
+from . import credentials, launch_record, pools, sky_api, translate
 from .batches import Batches
 from .bounded import Flights
 from .pools import PoolLaunches
@@ -190,7 +190,8 @@ class LaunchOnce:
     def _submit(self, name: str, plan: Dict[str, Any], secrets: Optional[Dict[str, str]] = None) -> Optional[str]:
         """sky.jobs.launch of the plan's task (SkyPilot's own validation first); a cluster_name task's launch
         waits for its pool (None: it follows, see pools)."""
-        task = translate.sky_task(translate.planned_task_yaml(plan, secrets))
+        config = translate.planned_task_yaml(plan, secrets)
+        task = translate.sky_task(credentials.with_storage_access(config, self._settings.storage_access()))
         cluster = plan.get("cluster_name")
         if cluster:
             pool_yaml = pools.pool_task_yaml(plan["task"])

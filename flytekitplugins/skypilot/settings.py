@@ -2,7 +2,8 @@
 (a connector's Runtime reads them when it is built)."""
 
 import os
-from typing import Optional
+import re
+from typing import Dict, List, Optional
 
 from pydantic import BaseModel, Field, ValidationError, field_validator
 
@@ -11,6 +12,18 @@ POLL_INTERVAL_ENV = "FLYTE_SKYPILOT_POLL_INTERVAL"
 OUTAGE_DEADLINE_ENV = "FLYTE_SKYPILOT_OUTAGE_DEADLINE"
 BATCH_WINDOW_ENV = "FLYTE_SKYPILOT_BATCH_WINDOW"
 INFRA_RELAUNCHES_ENV = "FLYTE_SKYPILOT_INFRA_RELAUNCHES"
+STORAGE_SECRETS_ENV = "FLYTE_SKYPILOT_STORAGE_SECRETS"
+STORAGE_ENDPOINT_ENV = "FLYTE_SKYPILOT_STORAGE_ENDPOINT"
+_NAMES = {
+    "endpoint": ENDPOINT_ENV,
+    "poll_interval": POLL_INTERVAL_ENV,
+    "outage_deadline": OUTAGE_DEADLINE_ENV,
+    "batch_window": BATCH_WINDOW_ENV,
+    "infra_relaunches": INFRA_RELAUNCHES_ENV,
+    "storage_secrets": STORAGE_SECRETS_ENV,
+    "storage_endpoint": STORAGE_ENDPOINT_ENV,
+}
+_VARIABLE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
 class ConnectorSettings(BaseModel):
@@ -38,12 +51,43 @@ class ConnectorSettings(BaseModel):
         "without spending the task's retries",
     )
 
-    @field_validator("endpoint")
+    storage_secrets: List[str] = Field(
+        default_factory=list,
+        description=f"{STORAGE_SECRETS_ENV}: comma-separated names of connector secrets every job gets, each as "
+        "the job variable of its name (e.g. FLYTE_AWS_ACCESS_KEY_ID,FLYTE_AWS_SECRET_ACCESS_KEY): the "
+        "credentials with which jobs read and write Flyte's object store",
+    )
+    storage_endpoint: Optional[str] = Field(
+        None,
+        description=f"{STORAGE_ENDPOINT_ENV}: an S3-compatible object store's URL, given to every job as "
+        "FLYTE_AWS_ENDPOINT (unset: AWS S3 itself, or GCS / Azure by their own variables)",
+    )
+
+    @field_validator("endpoint", "storage_endpoint")
     @classmethod
-    def _endpoint(cls, v: Optional[str]) -> Optional[str]:
+    def _endpoint(cls, v: Optional[str], info) -> Optional[str]:
         if v is not None and not v.startswith(("http://", "https://")):
-            raise ValueError(f"{ENDPOINT_ENV}={v!r} is not a URL: use http(s)://<host>:<port> of the API server")
+            raise ValueError(f"{_NAMES[info.field_name]}={v!r} is not a URL: use http(s)://<host>:<port>")
         return v.rstrip("/") if v else v
+
+    @field_validator("storage_secrets", mode="before")
+    @classmethod
+    def _storage_secrets(cls, v) -> List[str]:
+        names = [n.strip() for n in v.split(",") if n.strip()] if isinstance(v, str) else list(v or [])
+        bad = [n for n in names if not _VARIABLE.match(n)]
+        if bad:
+            raise ValueError(f"{bad} are not variable names: list secret names, e.g. FLYTE_AWS_ACCESS_KEY_ID")
+        return names
+
+    def storage_variables(self) -> List[str]:
+        """The job variables that carry storage access (the connector's, never a task's to ask for)."""
+        return [*self.storage_secrets, *(["FLYTE_AWS_ENDPOINT"] if self.storage_endpoint else [])]
+
+    def storage_access(self) -> Dict[str, str]:
+        """{job variable: value} of the storage access every job gets (values resolved now, never kept)."""
+        from .credentials import storage_access
+
+        return storage_access(self.storage_secrets, self.storage_endpoint)
 
     @classmethod
     def from_env(cls) -> "ConnectorSettings":
@@ -53,16 +97,11 @@ class ConnectorSettings(BaseModel):
             "outage_deadline": os.environ.get(OUTAGE_DEADLINE_ENV),
             "batch_window": os.environ.get(BATCH_WINDOW_ENV),
             "infra_relaunches": os.environ.get(INFRA_RELAUNCHES_ENV),
+            "storage_secrets": os.environ.get(STORAGE_SECRETS_ENV),
+            "storage_endpoint": os.environ.get(STORAGE_ENDPOINT_ENV) or None,
         }
         try:
             return cls(**{k: v for k, v in values.items() if v is not None})
         except ValidationError as e:
-            names = {
-                "endpoint": ENDPOINT_ENV,
-                "poll_interval": POLL_INTERVAL_ENV,
-                "outage_deadline": OUTAGE_DEADLINE_ENV,
-                "batch_window": BATCH_WINDOW_ENV,
-                "infra_relaunches": INFRA_RELAUNCHES_ENV,
-            }
-            problems = "; ".join(f"{names[err['loc'][0]]}: {err['msg']}" for err in e.errors())
+            problems = "; ".join(f"{_NAMES[err['loc'][0]]}: {err['msg']}" for err in e.errors())
             raise ValueError(f"Invalid SkyPilot connector settings: {problems}") from None

@@ -5,11 +5,10 @@ import copy
 import shlex
 from typing import Any, Dict, List, Optional
 
-from flytekit.extend.backend.utils import get_connector_secret
 from flytekit.models.literals import LiteralMap
 from flytekit.models.task import TaskTemplate
 
-from . import distributed, sky_api, yaml_io
+from . import credentials, distributed, sky_api, yaml_io
 
 # pyflyte-execute exits 0 after a user exception unless this is set: the managed job must fail instead.
 FAIL_ON_ERROR = {"FLYTE_FAIL_ON_ERROR": "true"}
@@ -69,33 +68,14 @@ def job_secrets(custom: Dict[str, Any], values: Dict[str, str]) -> Dict[str, str
     return {env_of.get(name, name): value for name, value in values.items()}
 
 
-# The connector's own credentials: no task may have them handed to its job (it could act as the connector).
-CONNECTOR_CREDENTIALS = ("SKYPILOT_SERVICE_ACCOUNT_TOKEN",)
-
-
 def refuse_connector_credentials(names: Optional[List[str]]) -> None:
-    own = sorted(n for n in names or [] if n.upper() in CONNECTOR_CREDENTIALS)
-    if own:
-        raise ValueError(
-            f"secrets {own} are the connector's own credentials, which no task's job may get: give the task a "
-            "secret of its own (e.g. a service-account token of its own under another name)"
-        )
+    """At declaration: the connector's API-server token (its storage secrets are known only to it: see create)."""
+    credentials.refuse_own(names or [])
 
 
-def secret_values(names: Optional[List[str]]) -> Dict[str, str]:
-    """The connector's own values for the secret names a task asks for (names only ever leave this function)."""
-    refuse_connector_credentials(names)
-    values = {}
-    for name in names or []:
-        try:
-            values[name] = get_connector_secret(name)
-        except ValueError:
-            raise ValueError(
-                f"The task asks for secret {name!r}, which the connector does not have: give the connector an "
-                f"environment variable _FSEC_{name.upper()} or a file /etc/secrets/{name.lower()} (in a local run, "
-                f"an environment variable {name} works too)"
-            ) from None
-    return values
+def secret_values(names: Optional[List[str]], own: Optional[List[str]] = None, local: bool = False) -> Dict[str, str]:
+    """The connector's values for the secret names a task asks for, from its task-secret namespace."""
+    return credentials.task_secret_values(names, own or [], local)
 
 
 def launch_plan(config: Dict[str, Any], custom: Dict[str, Any]) -> Dict[str, Any]:

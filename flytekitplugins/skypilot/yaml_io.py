@@ -57,7 +57,7 @@ def job_output_dir(output_prefix: str, job_name: str) -> Tuple[str, Optional[str
         path.mkdir(exist_ok=True)
         path.chmod(0o777)
         return str(path), None
-    local = f"/tmp/flyte-outputs/{job_name}"
+    local = f"/tmp/flyte-outputs-{job_name}"  # no shared parent: jobs of different users share /tmp
     importable = "python3 -c 'import flytekitplugins.skypilot.job_outputs' 2>/dev/null"
     check = f"{importable} || {{ echo {shlex.quote(_NO_UPLOADER)} >&2; exit 3; }}"
     upload = f"python3 -m flytekitplugins.skypilot.job_outputs {shlex.quote(local)} {shlex.quote(prefix)} || exit $?"
@@ -74,7 +74,7 @@ _NO_UPLOADER = (
 
 def with_upload(run: str, local_dir: str, step: str) -> str:
     """The YAML's own `run` (in a subshell, so that its `exit` keeps its meaning), then the upload step."""
-    return f"mkdir -p {shlex.quote(local_dir)}\n(\n{run}\n) || exit $?\n{step}\n"
+    return f"mkdir -p {shlex.quote(local_dir)} || exit $?\n(\n{run}\n) || exit $?\n{step}\n"
 
 
 def read_outputs(output_prefix: str, kinds: Dict[str, str]) -> LiteralMap:

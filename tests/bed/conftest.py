@@ -2,6 +2,7 @@
 
 import os
 import urllib.request
+from pathlib import Path
 
 import pytest
 
@@ -15,13 +16,26 @@ def pytest_collection_modifyitems(items):
 @pytest.fixture(scope="session", autouse=True)
 def bed():
     endpoint = os.environ.get("SKYPILOT_API_SERVER_ENDPOINT")
-    if not endpoint or not os.environ.get("FLYTE_SKYPILOT_SHARED_DIR"):
+    needed = ("FLYTE_SKYPILOT_SHARED_DIR", "FLYTE_SKYPILOT_BED_RAW_OUTPUT", "FLYTE_AWS_ENDPOINT")
+    if not endpoint or not all(os.environ.get(k) for k in needed):
         pytest.fail('the bed tests need the bed\'s client environment: eval "$(bash testbed/bed.sh env)"')
+    from tests.support import propeller
+
+    propeller.DATA_PREFIX = f"{os.environ['FLYTE_SKYPILOT_BED_RAW_OUTPUT']}/propeller"  # data in the object store
     try:
         urllib.request.urlopen(f"{endpoint}/api/health", timeout=5).read()
     except OSError as e:
         pytest.fail(f"no SkyPilot API server at {endpoint} ({e}): start it with `bash testbed/bed.sh up`")
     return endpoint
+
+
+RAW_OUTPUT_ENV = "FLYTE_SKYPILOT_BED_RAW_OUTPUT"
+
+
+def store_objects(since: float):
+    """The bed's object store's files written since `since` (the store keeps them as files under its prefix)."""
+    root = Path(os.environ.get("BED_PREFIX", "/opt/flyte-skypilot-bed")) / "s3"
+    return [p for p in root.rglob("*") if p.is_file() and p.stat().st_mtime >= since]
 
 
 def statuses(name: str):

@@ -69,6 +69,8 @@ def test_preflight_passes_against_the_bed_with_a_real_job(service):
             "--run-job",
             "--infra",
             "slurm/localcluster",
+            "--storage-prefix",
+            os.environ["FLYTE_SKYPILOT_BED_RAW_OUTPUT"],
         ],
         cwd=service["app"],
         env=service["env"],
@@ -77,10 +79,11 @@ def test_preflight_passes_against_the_bed_with_a_real_job(service):
         timeout=900,
     )
     lines = [line for line in result.stdout.splitlines() if line.startswith(("PASS", "FAIL"))]
-    assert result.returncode == 0 and len(lines) == 5, result.stdout + result.stderr + service["log"].read_text()
+    assert result.returncode == 0 and len(lines) == 6, result.stdout + result.stderr + service["log"].read_text()
     assert "'skypilot'" in lines[1]
     assert "enabled infras" in lines[3] and "slurm" in lines[3].lower()
-    assert "SUCCEEDED" in lines[4] and "/dashboard/jobs/" in lines[4]
+    assert "wrote, read and removed s3://" in lines[4]  # with what jobs get from the connector's settings
+    assert "SUCCEEDED" in lines[5] and "/dashboard/jobs/" in lines[5]
 
 
 def test_the_service_exports_prometheus_metrics(service):

@@ -1,15 +1,19 @@
-"""`pyflyte run` of SkyPilot tasks on the real bed: outputs, user errors, unplaceable requests."""
+"""`pyflyte run` of SkyPilot tasks on the real bed: outputs, user errors, unplaceable requests. Their data (the
+code bundle, inputs, outputs, checkpoints, files) goes through the bed's object store, as in a deployment."""
 
 import hashlib
 import os
 import re
 import subprocess
 import sys
+import tempfile
+import time
 import uuid
 from pathlib import Path
 
 import pytest
-from conftest import queue_by_name, statuses
+from conftest import RAW_OUTPUT_ENV, queue_by_name, statuses, store_objects
+from flytekit.tools.fast_registration import fast_package
 
 from tests.support import wait_for
 
@@ -18,10 +22,15 @@ PYFLYTE = str(Path(sys.executable).parent / "pyflyte")
 JOB_NAME = re.compile(r"flyte-local-[0-9a-f]{10}")
 
 
+def pyflyte_command(*args: str) -> list:
+    """`pyflyte run` with the run's data in the bed's object store."""
+    return [PYFLYTE, "run", "--raw-output-data-prefix", os.environ[RAW_OUTPUT_ENV], *args]
+
+
 def pyflyte_run(path: Path, workflow: str, *args: str, **env_vars: str) -> subprocess.CompletedProcess:
     env = {**os.environ, "COLUMNS": "400", **env_vars}  # keep rich from wrapping the messages we look for
     return subprocess.run(
-        [PYFLYTE, "run", path.name, workflow, *args],
+        pyflyte_command(path.name, workflow, *args),
         cwd=path.parent,
         env=env,
         capture_output=True,
@@ -31,11 +40,34 @@ def pyflyte_run(path: Path, workflow: str, *args: str, **env_vars: str) -> subpr
 
 
 def test_example_workflow_returns_the_value_computed_in_the_job():
+    started = time.time()
     result = pyflyte_run(ROOT / "examples" / "hello.py", "hello_wf", "--name", "bed", "--times", "3")
     assert result.returncode == 0, result.stdout + result.stderr
     assert "hello bed hello bed hello bed" in result.stdout
     name = JOB_NAME.search(result.stdout).group(0)  # the job reports its own SkyPilot task id
     assert statuses(name) == ["SUCCEEDED"]
+    # through the object store: the code bundle pyflyte-fast-execute fetched, the inputs, the outputs
+    written = {p.name for p in store_objects(started)}
+    assert {"inputs.pb", "outputs.pb"} <= written, written
+    bundle = Path(fast_package(ROOT / "examples", tempfile.mkdtemp())).name  # named after its files' digest
+    assert [p for p in store_objects(0) if p.name == bundle and p.parent.name == "code"], bundle
+
+
+def test_the_shared_directory_mode_runs_a_task_whose_data_and_code_stay_on_the_shared_filesystem():
+    """A Slurm cluster on a shared filesystem needs no object store: a local raw-output prefix under
+    FLYTE_SKYPILOT_SHARED_DIR, the code imported from the source root."""
+    result = subprocess.run(
+        [PYFLYTE, "run", "hello.py", "hello_wf", "--name", "nfs", "--times", "1"],
+        cwd=ROOT / "examples",
+        env={**os.environ, "COLUMNS": "400"},
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+    assert result.returncode == 0 and "hello nfs (from SkyPilot managed job" in result.stdout, result.stderr
+    run_dir = Path(os.environ["FLYTE_SKYPILOT_SHARED_DIR"])
+    name = JOB_NAME.search(result.stdout).group(0)
+    assert [p for p in run_dir.glob("flyte-run-*/*/skypilot-launch.json") if name in p.read_text()]
 
 
 def test_unplaceable_task_fails_with_skypilots_reason_and_leaves_no_job():
@@ -54,6 +86,7 @@ def test_multi_node_task_reaches_the_head_and_returns_its_values_a_file_a_direct
     doc = tmp_path / "doc.txt"
     doc.write_text(f"quiet words {uuid.uuid4().hex[:6]}")
     value = f"bed-secret-{uuid.uuid4().hex}"  # the connector's value of the secret the task names
+    started = time.time()
     result = pyflyte_run(
         ROOT / "tests" / "bed" / "tasks.py", "ranks_wf", "--token", token, "--doc", str(doc), BED_TOKEN=value
     )
@@ -62,27 +95,28 @@ def test_multi_node_task_reaches_the_head_and_returns_its_values_a_file_a_direct
     assert f"2 nodes: 0@127.0.0.1:{token} 1@127.0.0.2:{token}" in result.stdout, result.stdout
     assert "not the head" not in result.stdout
     assert statuses(JOB_NAME.search(result.stdout).group(0)) == ["SUCCEEDED"]
-    # a FlyteFile in and a FlyteDirectory out, through the job
-    out = Path(re.search(r"(/tmp/shared/[^\s'\",)]+)", result.stdout).group(1))
+    # a FlyteFile in and a FlyteDirectory out, through the job and the object store
+    [out] = [p.parent for p in store_objects(started) if p.name == "loud.txt"]
     assert (out / "loud.txt").read_text() == doc.read_text().upper()
     assert JOB_NAME.search((out / "where.txt").read_text())  # written inside the managed job
     # the secret reached the job (its digest was computed there) and nothing else: no output, log or document
     assert (out / "token.sha256").read_text() == hashlib.sha256(value.encode()).hexdigest()
     assert value not in result.stdout + result.stderr
-    run_dir = Path(os.environ["FLYTE_SKYPILOT_SHARED_DIR"])
-    documents = [*run_dir.rglob("*.pb"), *run_dir.rglob("skypilot-launch.json")]
+    documents = [p for p in store_objects(started) if p.suffix in (".pb", ".json")]
+    assert any(p.name == "skypilot-launch.json" for p in documents), documents
     leaked = [p for p in documents if value.encode() in p.read_bytes()]
     assert not leaked, leaked  # not in any inputs, outputs, error document or launch record
 
 
-def test_an_unchanged_skypilot_yaml_runs_with_typed_inputs_and_outputs():
-    model = f"m-{uuid.uuid4().hex[:6]}"
-    result = pyflyte_run(ROOT / "examples" / "yaml_task.py", "eval_wf", "--model", model, "--samples", "70")
+def test_an_unchanged_skypilot_yaml_runs_with_typed_inputs_and_outputs_through_the_store():
+    model, started = f"m-{uuid.uuid4().hex[:6]}", time.time()
+    result = pyflyte_run(ROOT / "tests" / "bed" / "yaml_tasks.py", "eval_wf", "--model", model, "--samples", "70")
     assert result.returncode == 0, result.stdout + result.stderr
     # sum(i % 7 for i in range(70)) / 70 == 3.0, computed by the YAML's `run` in the job, read back as a float
     assert "score=3.0" in result.stdout, result.stdout
-    report = Path(re.search(r"report=(\S+?)\)", result.stdout).group(1))
-    assert report.read_text().strip() == f"model={model} samples=70 score=3.0"  # a FlyteFile the job wrote
+    # the report the job wrote, uploaded to the store by the job's own step after the YAML's `run`
+    [report] = [p for p in store_objects(started) if p.name == "report" and p.parent.name == "outputs"]
+    assert report.read_text().strip() == f"model={model} samples=70 score=3.0"
 
 
 @pytest.mark.xdist_group("heavy")
@@ -176,9 +210,9 @@ def _the_next_task_runs_on_the_warm_pool_and_one_queued_behind_it_is_cancelled(p
     delete(connector, busy)  # idempotent: a second delete of an ended job is fine
 
 
-def _saved_step(token: str):
-    """(job name, step) of the newest checkpoint the run with this token saved, if any."""
-    for path in Path(os.environ["FLYTE_SKYPILOT_SHARED_DIR"]).glob("flyte-run-*/*/checkpoint_output/*"):
+def _saved_step(token: str, since: float):
+    """(job name, step) of the newest checkpoint the run with this token saved in the store, if any."""
+    for path in (p for p in store_objects(since) if p.parent.name == "checkpoint_output"):
         text = path.read_text(errors="replace")
         if text.startswith(f"{token}|"):
             return JOB_NAME.search(text).group(0), int(text.rsplit("|", 1)[1])
@@ -186,10 +220,10 @@ def _saved_step(token: str):
 
 
 def test_a_job_recovered_after_losing_its_node_resumes_from_its_last_checkpoint():
-    token = uuid.uuid4().hex[:8]
+    token, started = uuid.uuid4().hex[:8], time.time()
     env = {**os.environ, "COLUMNS": "400"}
     run = subprocess.Popen(
-        [PYFLYTE, "run", "tasks.py", "checkpoint_wf", "--token", token, "--n", "25"],
+        pyflyte_command("tasks.py", "checkpoint_wf", "--token", token, "--n", "25"),
         cwd=ROOT / "tests" / "bed",
         env=env,
         stdout=subprocess.PIPE,
@@ -197,7 +231,9 @@ def test_a_job_recovered_after_losing_its_node_resumes_from_its_last_checkpoint(
         text=True,
     )
     try:
-        name, step = wait_for(lambda: (s := _saved_step(token)) and s[1] >= 3 and s, 600, what="checkpoint step 3")
+        name, step = wait_for(
+            lambda: (s := _saved_step(token, started)) and s[1] >= 3 and s, 600, what="checkpoint step 3"
+        )
         # As a preemption would: the job's Slurm allocation disappears behind SkyPilot's back.
         allocations = subprocess.run(["squeue", "-h", "-o", "%i|%j"], capture_output=True, text=True).stdout
         ids = [line.split("|")[0] for line in allocations.splitlines() if f"|{name}-" in line]

@@ -4,7 +4,9 @@ inputs.pb, name the attempt, create it once under a deadline, resync it with Get
 phases as propeller shows them, retry, and create map subtasks as an ArrayNode does."""
 
 import asyncio
+import dataclasses
 import os
+import tempfile
 import threading
 import time
 import uuid
@@ -14,6 +16,7 @@ from typing import Any, Dict, List, Optional, Tuple
 from flyteidl.core import literals_pb2
 from flytekit import FlyteContextManager
 from flytekit.configuration import ImageConfig, SerializationSettings
+from flytekit.core.data_persistence import FileAccessProvider
 from flytekit.core.type_engine import TypeEngine
 from flytekit.core.utils import load_proto_from_file, write_proto_to_file
 from flytekit.extend.backend.utils import render_task_template
@@ -28,22 +31,55 @@ from flytekit.models.literals import LiteralMap
 from flytekit.models.task import TaskExecutionMetadata, TaskTemplate
 from flytekit.tools.translator import get_serializable
 
-from flytekitplugins.skypilot import shared_fs
+from flytekitplugins.skypilot import code_bundle, shared_fs
+
+# Where attempts keep their data: None, a directory under the shared directory (stand-in tests); the bed's tests
+# set the object store's prefix (tests/bed/conftest.py), as a Flyte deployment keeps data in its bucket and ships
+# the code as a fast-registered bundle there.
+DATA_PREFIX: Optional[str] = None
+
+
+def _store() -> FileAccessProvider:
+    return FileAccessProvider(tempfile.mkdtemp(prefix="propeller-"), DATA_PREFIX or tempfile.gettempdir())
+
+
+def _new_prefix(*parts: str) -> str:
+    if DATA_PREFIX:
+        return "/".join([DATA_PREFIX.rstrip("/"), *parts])
+    path = os.path.join(shared_fs.run_data_dir(), *parts)
+    os.makedirs(path, exist_ok=True)
+    return path
+
+
+def _put_literals(literals: LiteralMap, uri: str) -> None:
+    local = os.path.join(tempfile.mkdtemp(prefix="propeller-"), "inputs.pb")
+    write_proto_to_file(literals.to_flyte_idl(), local)
+    _store().put_data(local, uri)
+
+
+def _template(task, entity) -> TaskTemplate:
+    """The template as registered: with the store, fast-registered (`pyflyte-fast-execute` fetches the code bundle
+    flytekit uploaded, flytekit tools/translator.py `prefix_with_fast_execute`); on_host jobs get this interpreter,
+    and with a shared directory the source root too."""
+    settings = SerializationSettings(image_config=ImageConfig.auto_default_image())
+    if DATA_PREFIX:
+        fast = code_bundle.fast_settings(task._source_root(), _store())
+        settings = dataclasses.replace(settings, fast_serialization_settings=fast)
+    template = get_serializable({}, settings, entity).template
+    if task.task_config.on_host:
+        env = shared_fs.host_env(None if DATA_PREFIX else task._source_root())
+        template.container._env = {**(template.container.env or {}), **env}
+    return template
 
 
 def prepare(
     task, inputs: Dict[str, Any], retry: int = 0, execution: Optional[str] = None, node: str = "n0"
 ) -> Tuple[TaskTemplate, str, TaskExecutionMetadata]:
     """A rendered template, an output prefix holding inputs.pb, and the metadata of one task attempt."""
-    settings = SerializationSettings(image_config=ImageConfig.auto_default_image())
-    template = get_serializable({}, settings, task).template
-    if task.task_config.on_host:  # a shared-filesystem deployment gives the job this environment
-        template.container._env = {**(template.container.env or {}), **shared_fs.host_env(task._source_root())}
-    output_prefix = os.path.join(shared_fs.run_data_dir(), uuid.uuid4().hex[:8])
-    os.makedirs(output_prefix)
+    template = _template(task, task)
+    output_prefix = _new_prefix(uuid.uuid4().hex[:8])
     ctx = FlyteContextManager.current_context()
-    literals = TypeEngine.dict_to_literal_map(ctx, inputs, task.get_input_types())
-    write_proto_to_file(literals.to_flyte_idl(), os.path.join(output_prefix, "inputs.pb"))
+    _put_literals(TypeEngine.dict_to_literal_map(ctx, inputs, task.get_input_types()), f"{output_prefix}/inputs.pb")
     template = render_task_template(template, output_prefix)
     return template, output_prefix, execution_metadata(execution or f"e{uuid.uuid4().hex[:10]}", node, retry)
 
@@ -63,20 +99,14 @@ def prepare_map_subtask(
     whole list's inputs.pb, CreateTaskRequest.inputs the element, environment_variables the execution's envs plus
     BATCH_JOB_ARRAY_INDEX_VAR_NAME=FLYTE_K8S_ARRAY_INDEX and FLYTE_K8S_ARRAY_INDEX=<index>, and the subtask's own
     output prefix and task execution id. Returns (template, output prefix, element inputs, metadata)."""
-    settings = SerializationSettings(image_config=ImageConfig.auto_default_image())
-    template = get_serializable({}, settings, mapped).template
     task = mapped.python_function_task
-    if task.task_config.on_host:
-        template.container._env = {**(template.container.env or {}), **shared_fs.host_env(task._source_root())}
-    node_dir = os.path.join(shared_fs.run_data_dir(), f"{execution}-n0")
-    list_inputs = os.path.join(node_dir, "inputs.pb")
+    template = _template(task, mapped)
+    node_dir = _new_prefix(f"{execution}-n0")
+    list_inputs = f"{node_dir}/inputs.pb"
     ctx = FlyteContextManager.current_context()
-    if not os.path.exists(list_inputs):
-        os.makedirs(node_dir, exist_ok=True)
-        literals = TypeEngine.dict_to_literal_map(ctx, items, mapped.python_interface.inputs)
-        write_proto_to_file(literals.to_flyte_idl(), list_inputs)
-    output_prefix = os.path.join(node_dir, str(index), str(retry))
-    os.makedirs(output_prefix)
+    if not _store().exists(list_inputs):
+        _put_literals(TypeEngine.dict_to_literal_map(ctx, items, mapped.python_interface.inputs), list_inputs)
+    output_prefix = _new_prefix(f"{execution}-n0", str(index), str(retry))
     template = render_task_template(template, output_prefix)
     args = [list_inputs if a == f"{output_prefix}/inputs.pb" else a for a in template.container.args]
     template.container._args = args
@@ -101,7 +131,9 @@ def execution_metadata(execution: str, node: str, retry: int) -> TaskExecutionMe
 
 def outputs(output_prefix: str, task) -> Optional[Dict[str, Any]]:
     """The task's outputs as Python values, read from outputs.pb as propeller does."""
-    proto = load_proto_from_file(literals_pb2.LiteralMap, os.path.join(output_prefix, "outputs.pb"))
+    local = os.path.join(tempfile.mkdtemp(prefix="propeller-"), "outputs.pb")
+    _store().get_data(f"{output_prefix}/outputs.pb", local)
+    proto = load_proto_from_file(literals_pb2.LiteralMap, local)
     ctx = FlyteContextManager.current_context()
     return TypeEngine.literal_map_to_kwargs(ctx, LiteralMap.from_flyte_idl(proto), task.python_interface.outputs)
 
