@@ -33,18 +33,26 @@ def test_manifests_validate_against_kubernetes_schemas(path):
 
 def test_manifests_agree_with_each_other_and_with_the_settings():
     docs = {
-        d["kind"]: d for p in MANIFESTS if p.name != "kustomization.yaml" for d in yaml.safe_load_all(p.read_text())
+        d["kind"]: d
+        for p in MANIFESTS
+        if p.name not in ("kustomization.yaml", "task-secrets.yaml")
+        for d in yaml.safe_load_all(p.read_text())
     }
     listed = yaml.safe_load((ROOT / "agent_service" / "k8s" / "kustomization.yaml").read_text())["resources"]
     # every manifest but the secret's placeholder, which `kubectl apply -k` must never apply over the real one
-    assert sorted(listed) == sorted(p.name for p in MANIFESTS if p.name not in ("kustomization.yaml", "secret.yaml"))
+    assert sorted(listed) == sorted(
+        p.name for p in MANIFESTS if p.name not in ("kustomization.yaml", "secret.yaml", "task-secrets.yaml")
+    )
     pod = docs["Deployment"]["spec"]["template"]["spec"]
     container = pod["containers"][0]
     assert pod["serviceAccountName"] == docs["ServiceAccount"]["metadata"]["name"]
     assert {p["targetPort"] for p in docs["Service"]["spec"]["ports"]} == {p["name"] for p in container["ports"]}
     assert docs["Service"]["spec"]["selector"] == docs["Deployment"]["spec"]["template"]["metadata"]["labels"]
     assert pod["volumes"][0]["secret"]["secretName"] == docs["Secret"]["metadata"]["name"]
+    assert pod["volumes"][1]["secret"]["secretName"] == "skypilot-task-secrets"  # task-secrets.yaml's
     env = {e["name"]: e["value"] for e in container["env"]}
+    # the storage secrets the deployment names are keys of its Secret (mounted at /etc/secrets; here as _FSEC_)
+    env.update({f"_FSEC_{key.upper()}": "x" for key in docs["Secret"]["stringData"]})
     os.environ.update(env)  # the manifest's settings are valid settings
     try:
         settings = ServiceSettings.from_env()
@@ -199,7 +207,10 @@ def test_the_deployment_passes_the_restricted_pod_security_standard_and_is_harde
     """The restricted Pod Security Standard's checks (kubernetes.io/docs/concepts/security/pod-security-standards),
     and what a platform team's review asks beyond them."""
     docs = {
-        d["kind"]: d for p in MANIFESTS if p.name != "kustomization.yaml" for d in yaml.safe_load_all(p.read_text())
+        d["kind"]: d
+        for p in MANIFESTS
+        if p.name not in ("kustomization.yaml", "task-secrets.yaml")
+        for d in yaml.safe_load_all(p.read_text())
     }
     deployment = docs["Deployment"]
     pod = deployment["spec"]["template"]["spec"]
@@ -217,7 +228,7 @@ def test_the_deployment_passes_the_restricted_pod_security_standard_and_is_harde
         assert {"startupProbe", "readinessProbe", "livenessProbe"} <= set(container)
         writable = {m["mountPath"] for m in container["volumeMounts"] if not m.get("readOnly")}
         assert "/tmp" in writable  # flytekit's sandbox, with the root filesystem read-only
-    assert [v["secret"]["defaultMode"] for v in pod["volumes"] if "secret" in v] == [0o400]
+    assert [v["secret"]["defaultMode"] for v in pod["volumes"] if "secret" in v] == [0o400, 0o400]
     assert pod["automountServiceAccountToken"] is False
     # GetTask keeps answering through a rollout and a drain
     assert deployment["spec"]["replicas"] >= 2
