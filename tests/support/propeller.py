@@ -296,3 +296,76 @@ def execute(connector, task, inputs: Dict[str, Any], resync: float = 5.0, timeou
         return template, prefix, None, metadata
 
     return run_node(connector, attempt, task.metadata.retries, resync=resync, timeout=timeout)
+
+
+@dataclass
+class ArrayRun:
+    """An ArrayNode as propeller ran it: its outcome, each subnode's attempt, the most subnodes live at once."""
+
+    phase: str  # succeeded or failed
+    subnodes: Dict[int, Attempt]
+    outputs: List[Optional[Dict[str, Any]]]
+    most_live: int
+
+
+def run_array_node(
+    connector,
+    mapped,
+    items: Dict[str, List[Any]],
+    execution: str,
+    cluster=lambda: None,
+    resync: float = 0.3,
+    timeout: float = 120,
+) -> ArrayRun:
+    """A map_task's ArrayNode as flytepropeller 1.16 evaluates it (pkg/controller/nodes/array/handler.go
+    `Handle`, ArrayNodePhaseExecuting): each round walks the subnodes in index order, skips the terminal ones and
+    evaluates at most `concurrency` of the others (inferParallelism: unset or 0 is every subnode; a subnode's
+    first evaluation creates it, prepare_map_subtask). minSuccesses is min_successes, else
+    ceil(min_success_ratio * size), else all: when size - failed < minSuccesses the node fails and aborts the
+    subnodes still running (ArrayNodePhaseFailing, `Abort`: DeleteTask); when successes >= minSuccesses and none
+    is running it succeeds, a subnode that did not succeed giving nil outputs (ArrayNodePhaseSucceeding).
+    `cluster()` runs between rounds (what the jobs do meanwhile). Subtasks here have no retries."""
+    import math
+
+    size = len(next(iter(items.values())))
+    parallelism = mapped.concurrency or size
+    min_successes = size
+    if mapped.min_successes is not None:
+        min_successes = mapped.min_successes
+    elif mapped.min_success_ratio is not None:
+        min_successes = math.ceil(mapped.min_success_ratio * size)
+    subnodes: Dict[int, Attempt] = {}
+    most_live, deadline = 0, time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        evaluated = 0
+        for index in range(size):
+            if evaluated >= parallelism:
+                break
+            attempt = subnodes.get(index)
+            if attempt is not None and attempt.shown and attempt.shown.terminal:
+                continue
+            if attempt is None:
+                template, prefix, inputs, metadata = prepare_map_subtask(mapped, items, index, execution)
+                subnodes[index] = create_attempt(connector, template, prefix, inputs, metadata)
+            else:
+                sync(connector, attempt)
+            evaluated += 1
+        live = [a for a in subnodes.values() if not (a.shown and a.shown.terminal)]
+        most_live = max(most_live, len(live))
+        succeeded = sum(1 for a in subnodes.values() if a.shown and a.shown.phase == "succeeded")
+        failed = sum(1 for a in subnodes.values() if a.shown and a.shown.terminal and a.shown.phase != "succeeded")
+        if size - failed < min_successes:
+            for attempt in live:
+                if attempt.meta is not None:
+                    delete(connector, attempt.meta)
+            return ArrayRun("failed", subnodes, [], most_live)
+        if succeeded >= min_successes and len(subnodes) == size and not live:
+            task = mapped.python_function_task
+            results = [
+                outputs(subnodes[i].output_prefix, task) if subnodes[i].shown.phase == "succeeded" else None
+                for i in range(size)
+            ]
+            return ArrayRun("succeeded", subnodes, results, most_live)
+        cluster()
+        time.sleep(resync)
+    raise AssertionError(f"the ArrayNode did not finish in {timeout:.0f}s: {[a.shown for a in subnodes.values()]}")
