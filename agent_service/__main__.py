@@ -1,4 +1,5 @@
-"""`python -m agent_service`: validate the settings, then serve the connector with flytekit's server.
+"""`python -m agent_service`: validate the settings, then serve the connector (agent_service.server: flytekit's
+connector services, ready when serving, draining on SIGTERM).
 
 Settings come from the environment (see settings.py and the README): a bad one stops start-up with a message
 that names it, before any port is opened.
@@ -29,21 +30,15 @@ def main() -> None:
         flush=True,
     )
     print(f"agent_service: {storage_summary(settings.connector)}", flush=True)
-    pyflyte = os.path.join(os.path.dirname(sys.executable), "pyflyte")
-    os.execv(
-        pyflyte,
-        [
-            pyflyte,
-            "serve",
-            "connector",
-            "--port",
-            str(settings.port),
-            "--prometheus_port",
-            str(settings.prometheus_port),
-            "--worker",
-            str(settings.workers),
-        ],
+    os.environ.update(
+        CONNECTOR_PORT=str(settings.port),
+        CONNECTOR_PROMETHEUS_PORT=str(settings.prometheus_port),
+        CONNECTOR_WORKERS=str(settings.workers),
+        CONNECTOR_DRAIN_SECONDS=str(settings.drain_seconds),
+        CONNECTOR_SHUTDOWN_GRACE_SECONDS=str(settings.shutdown_grace_seconds),
     )
+    # a fresh interpreter: the settings above are in its environment before the connector is first imported
+    os.execv(sys.executable, [sys.executable, "-m", "agent_service.server"])
 
 
 def storage_summary(connector) -> str:

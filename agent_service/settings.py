@@ -14,6 +14,8 @@ _SERVING_ENV = {
     "prometheus_port": "CONNECTOR_PROMETHEUS_PORT",
     "workers": "CONNECTOR_WORKERS",
     "log_level": "CONNECTOR_LOG_LEVEL",
+    "drain_seconds": "CONNECTOR_DRAIN_SECONDS",
+    "shutdown_grace_seconds": "CONNECTOR_SHUTDOWN_GRACE_SECONDS",
 }
 
 
@@ -23,6 +25,10 @@ class ServiceSettings(BaseModel):
     prometheus_port: int = Field(9090, ge=1, le=65535)
     workers: int = Field(10, ge=1, le=256)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    # on SIGTERM: seconds still answering (while the pod leaves the Service's endpoints), then for calls in flight;
+    # their sum stays below the pod's terminationGracePeriodSeconds (40 in k8s/deployment.yaml)
+    drain_seconds: float = Field(10, ge=0, le=120)
+    shutdown_grace_seconds: float = Field(15, ge=0, le=120)
     has_token: bool = False  # whether the service-account token secret is set (its value never leaves start-up)
 
     @classmethod

@@ -245,3 +245,48 @@ def test_the_deployment_passes_the_restricted_pod_security_standard_and_is_harde
             doc["spec"].get("selector", doc["spec"].get("podSelector"))["matchLabels"]
             == deployment["spec"]["selector"]["matchLabels"]
         )
+
+
+def test_on_sigterm_the_service_turns_not_serving_keeps_answering_for_the_drain_then_exits():
+    """What a rolling restart needs: readiness fails at once, calls still arriving (before the pod leaves the
+    Service's endpoints) are answered, and the process ends inside the pod's termination grace period."""
+    import signal
+    import socket
+    import time
+
+    import grpc
+    from flyteidl.admin.agent_pb2 import ListAgentsRequest
+    from flyteidl.service.agent_pb2_grpc import AgentMetadataServiceStub
+    from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+    ports = []
+    for _ in range(2):
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            ports.append(s.getsockname()[1])
+    clean = {k: v for k, v in os.environ.items() if not k.startswith(("FLYTE_SKYPILOT_", "CONNECTOR_", "_FSEC_"))}
+    env = {
+        **clean,
+        "SKYPILOT_API_SERVER_ENDPOINT": "http://127.0.0.1:9",
+        "CONNECTOR_PORT": str(ports[0]),
+        "CONNECTOR_PROMETHEUS_PORT": str(ports[1]),
+        "CONNECTOR_DRAIN_SECONDS": "4",
+        "CONNECTOR_SHUTDOWN_GRACE_SECONDS": "2",
+    }
+    service = subprocess.Popen([sys.executable, "-m", "agent_service"], cwd=ROOT, env=env, stdout=subprocess.PIPE)
+    channel = grpc.insecure_channel(f"127.0.0.1:{ports[0]}")
+    try:
+        grpc.channel_ready_future(channel).result(timeout=120)
+        check = health_pb2_grpc.HealthStub(channel).Check
+        assert check(health_pb2.HealthCheckRequest(), timeout=5).status == health_pb2.HealthCheckResponse.SERVING
+        service.send_signal(signal.SIGTERM)
+        stopped = time.monotonic()
+        time.sleep(0.5)
+        assert check(health_pb2.HealthCheckRequest(), timeout=5).status == health_pb2.HealthCheckResponse.NOT_SERVING
+        agents = AgentMetadataServiceStub(channel).ListAgents(ListAgentsRequest(), timeout=5).agents  # draining
+        assert any(c.name == "skypilot" for a in agents for c in a.supported_task_categories)
+        assert service.wait(timeout=20) == 0
+        assert 4 <= time.monotonic() - stopped < 12
+    finally:
+        channel.close()
+        service.kill()
