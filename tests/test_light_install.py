@@ -78,6 +78,33 @@ print(json.dumps({
 }))
 """
 
+# What the job's container runs: pyflyte-execute on the task (flytekit loads the plugin's entry point first).
+_EXECUTE = """
+import json, sys
+from flytekit.core.utils import load_proto_from_file, write_proto_to_file
+from flytekit.models.literals import Literal, LiteralMap, Primitive, Scalar
+from flyteidl.core import literals_pb2
+
+inputs = LiteralMap({"steps": Literal(scalar=Scalar(primitive=Primitive(integer=7)))})
+write_proto_to_file(inputs.to_flyte_idl(), "inputs.pb")
+sys.argv = [
+    "pyflyte-execute", "--inputs", "inputs.pb", "--output-prefix", "out", "--raw-output-data-prefix", "raw",
+    "--resolver", "flytekit.core.python_auto_container.default_task_resolver",
+    "--", "task-module", "light_tasks", "task-name", "train",
+]
+from flytekit.bin.entrypoint import execute_task_cmd
+
+try:
+    execute_task_cmd()
+except SystemExit:
+    pass
+outputs = load_proto_from_file(literals_pb2.LiteralMap, "out/outputs.pb")
+print(json.dumps({
+    "o0": outputs.literals["o0"].scalar.primitive.integer,
+    "sky_modules": sorted(m for m in sys.modules if m == "sky" or m.startswith("sky.")),
+}))
+"""
+
 _REFUSED = """
 import json
 from flytekitplugins.skypilot import SkyPilot
@@ -132,6 +159,11 @@ def test_a_job_declares_and_serialises_a_task_without_skypilot(tmp_path):
     assert seen["custom"]["task"]["num_nodes"] == 2
     assert seen["custom"]["cluster_name"] == "warm-h100"
     assert seen["custom"]["secrets"] == ["HF_TOKEN"]
+
+
+def test_a_job_runs_the_task_through_pyflyte_execute_without_skypilot(tmp_path):
+    seen = _without_sky(tmp_path, _EXECUTE)
+    assert seen == {"o0": 7, "sky_modules": []}
 
 
 def test_without_skypilot_a_wrong_declaration_is_still_refused_naming_the_field(tmp_path):
