@@ -112,6 +112,8 @@ class SkyPilot(BaseModel):
     def _cpus(cls, v: Any) -> Any:
         if v is not None and not _CPUS.match(str(v)):
             raise ValueError(f'cpus={v!r} is not a count: use a number such as 4 or "4+" (at least 4)')
+        if v is not None and _amount(v) <= 0:
+            raise ValueError(f'cpus={v!r}: a node needs more than 0 vCPUs: use e.g. 4 or "4+", or leave cpus out')
         return v
 
     @field_validator("memory")
@@ -119,6 +121,8 @@ class SkyPilot(BaseModel):
     def _memory(cls, v: Any) -> Any:
         if v is not None and not _MEMORY.match(str(v)):
             raise ValueError(f'memory={v!r} is not a size: use GB such as 16, "16+" or "32GB"')
+        if v is not None and _amount(v) <= 0:
+            raise ValueError(f'memory={v!r}: a node needs more than 0 memory: use e.g. 16 or "16+", or leave it out')
         return v
 
     @field_validator("accelerators")
@@ -317,6 +321,11 @@ def _bucket_sub_path(source: str) -> str:
             parts = source[len(scheme) :].strip("/").split("/", 1)
             return parts[1] if len(parts) > 1 else ""
     return ""
+
+
+def _amount(value: Any) -> float:
+    """The number in a cpus / memory value already in SkyPilot's form ("4+", "32GB", 16)."""
+    return float(re.match(r"\d+(\.\d+)?", str(value)).group(0))
 
 
 _REFERENCE = re.compile(r"\$\{?[A-Za-z_]")

@@ -2,11 +2,15 @@
 
 Every call here is blocking and talks to the SkyPilot API server named by SKYPILOT_API_SERVER_ENDPOINT (or, through
 a `Client` bound to a stand-in SDK, to that stand-in).
+Where SkyPilot is not installed (a job's image: `pip install flytekitplugins-skypilot` without `[sky]`),
+`available()` is False, the offline checks fall back to the plugin's own (own_checks.py), and everything else
+raises `SkyPilotNotInstalled`, which names the extra to install.
 Errors leave this module as one of three kinds: `SkyPilotUnavailable` (the server cannot be reached or
 refuses us), `LaunchFailed` (SkyPilot rejected or could not run a launch request) or `LaunchCancelled`.
 """
 
 import functools
+import importlib.util
 import io
 import json
 import os
@@ -18,7 +22,7 @@ from typing import Any, Callable, Dict, List, Optional, Sequence
 
 from flytekit import logger
 
-from . import metrics
+from . import metrics, own_checks
 
 # A connector must never start an API server of its own: a missing endpoint is a deployment error.
 os.environ["SKYPILOT_DISABLE_LOCAL_API_SERVER"] = "1"
@@ -46,6 +50,16 @@ _ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 _IMPORT = threading.Lock()  # SkyPilot's package has import cycles: two threads importing it at once break
 
 
+class SkyPilotNotInstalled(ImportError):
+    """SkyPilot's package is not installed in this environment."""
+
+
+_INSTALL_HINT = (
+    "SkyPilot is not installed here: install the plugin with its SkyPilot client, "
+    '`pip install "flytekitplugins-skypilot[sky]"` on an author\'s machine, or `[connector]` in the connector image'
+)
+
+
 class SkyPilotUnavailable(RuntimeError):
     """The SkyPilot API server cannot be reached, or refused our credentials."""
 
@@ -66,8 +80,20 @@ class LaunchCancelled(RuntimeError):
     """A launch request was cancelled before it created a job."""
 
 
+@functools.lru_cache(maxsize=1)
+def available() -> bool:
+    """Whether SkyPilot's package is installed (looked up, not imported: a job's process never imports it)."""
+    try:
+        return importlib.util.find_spec("sky") is not None
+    except (ImportError, ValueError):
+        return False
+
+
 def _sky() -> SimpleNamespace:
-    """The parts of the SkyPilot SDK this plugin uses, imported once, under a lock."""
+    """The parts of the SkyPilot SDK this plugin uses, imported once, under a lock; SkyPilotNotInstalled where
+    SkyPilot is not installed."""
+    if not available():
+        raise SkyPilotNotInstalled(_INSTALL_HINT)
     with _IMPORT:
         import requests
         import sky
@@ -132,6 +158,9 @@ class Client:
 
 def warm_up() -> None:
     """Loads the SDK in the background, so the first CreateTask does not pay for the import."""
+    if not available():
+        logger.warning(_INSTALL_HINT)
+        return
     threading.Thread(target=_sky, name="skypilot-sdk-import", daemon=True).start()
 
 
@@ -149,12 +178,16 @@ def endpoint() -> str:
 
 
 def check_infra(infra: str) -> None:
-    """Raises ValueError when SkyPilot cannot parse an `infra` string."""
+    """Raises ValueError when SkyPilot (or, where it is not installed, the plugin) cannot parse an `infra` string."""
+    if not available():
+        return own_checks.check_infra(infra)
     _sky().infra_utils.InfraInfo.from_str(infra)
 
 
 def check_pool_name(name: str) -> None:
     """Raises ValueError when SkyPilot would refuse `name` for a pool (or cluster)."""
+    if not available():
+        return own_checks.check_pool_name(name)
     sdk = _sky()
     try:
         sdk.common_utils.check_cluster_name_is_valid(name)
@@ -171,6 +204,9 @@ def check_task_yaml(config: Dict[str, Any]) -> Dict[str, Any]:
             config[key] = {str(k): None if v is None else str(v) for k, v in config[key].items()}
         elif isinstance(config.get(key), list):
             config[key] = {str(k): None for k in config[key]}  # names only
+    if not available():  # the plugin's own, coarser checks
+        own_checks.check_task_yaml(config)
+        return config
     sdk = _sky()
     sdk.common_utils.validate_schema(config, sdk.schemas.get_task_schema(), "SkyPilot rejects this task: ")
     resources = config.get("resources") or {}  # the task schema leaves `resources:` to its own schema
