@@ -47,3 +47,23 @@ def test_no_log_from_skypilot_means_no_tail(monkeypatch):
 
     monkeypatch.setattr(sky_api, "log_tail", unavailable)
     assert job_log.Tails(sky_api.Client()).get(7, []) == ""
+
+
+SHUTDOWN_NOISE = """(head, rank=1, pid=7) ERROR:asyncio:Unhandled error in exception handler
+(head, rank=1, pid=7) context: {'client_session': <aiohttp.ClientSession>, 'message': 'Unclosed client session'}
+(head, rank=1, pid=7) Traceback (most recent call last):
+(head, rank=1, pid=7)   File "/usr/lib/python3.11/logging/__init__.py", line 978, in handle
+(head, rank=1, pid=7)     from .containers import Renderables
+(head, rank=1, pid=7) ImportError: sys.meta_path is None, Python is likely shutting down
+(head, rank=1, pid=7) Unclosed client session
+(head, rank=1, pid=7) client_session: <aiohttp.client.ClientSession object at 0x7f35>
+"""
+
+
+def test_the_interpreters_shutdown_noise_about_unclosed_store_sessions_is_left_out(monkeypatch):
+    """In a job whose data is in an object store, pyflyte-execute ends with pages of tracebacks about unclosed
+    client sessions: the user's own last lines must still be in the tail."""
+    log = "(head, rank=1, pid=7) checked the input: about to give up\n" + SHUTDOWN_NOISE * 30 + "srun: error: vm2"
+    monkeypatch.setattr(sky_api, "log_tail", lambda job_id, lines: log)
+    tail = job_log.failure_tail(sky_api.Client(), 7, [])
+    assert tail == "last lines of the job's log:\nchecked the input: about to give up\nsrun: error: vm2", tail

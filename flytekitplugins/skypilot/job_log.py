@@ -17,11 +17,16 @@ from . import credentials, sky_api
 from .settings import ConnectorSettings
 
 LINES = 20
-_FETCHED = 400  # enough to reach past flytekit's error report, which error.pb already gives
+_FETCHED = 1000  # enough to reach past flytekit's error report and the interpreter's shutdown noise
 MASK = credentials.MASK
 _PREFIX = re.compile(r"^\([^)]*pid=\d+\)\s?")  # SkyPilot's "(<job>, pid=N) " before each line of the job
 # pyflyte-execute logs the user's error between these (first and last line of its report)
 _REPORT_START, _REPORT_END = "Exception when executing task", "!! End Error Captured by Flyte !!"
+# At interpreter exit, the object store's client sessions (s3fs / aiohttp) are reported unclosed, and flytekit's
+# asyncio handler fails to log that (its rich handler cannot import any more): pages of tracebacks that are no
+# news about the task: each failed report (to "Python is likely shutting down") and each plain one is dropped.
+_NOISE_START, _NOISE_END = "Unhandled error in exception handler", "Python is likely shutting down"
+_NOISE_LINE = re.compile(r"^(ERROR:asyncio:)?Unclosed (client session|connector)$|^(client_session|connector): <")
 
 
 class Tails:
@@ -53,10 +58,21 @@ def failure_tail(sky: sky_api.Client, job_id: int, secret_names: Iterable[str]) 
         logger.warning(f"no log tail for managed job {job_id}: {e}")
         return ""
     lines = [_PREFIX.sub("", line).rstrip() for line in text.splitlines()]
-    lines = [line for line in _without_error_report(lines) if line.strip()][-LINES:]
+    lines = [line for line in _without_shutdown_noise(_without_error_report(lines)) if line.strip()][-LINES:]
     if not lines:
         return ""
     return "last lines of the job's log:\n" + masked("\n".join(lines), secret_names)
+
+
+def _without_shutdown_noise(lines: List[str]) -> List[str]:
+    kept, inside = [], False
+    for line in lines:
+        inside = inside or _NOISE_START in line
+        if not inside and not _NOISE_LINE.match(line.strip()):
+            kept.append(line)
+        elif _NOISE_END in line:
+            inside = False
+    return kept
 
 
 def _without_error_report(lines: List[str]) -> List[str]:
