@@ -113,3 +113,13 @@ def test_get_and_delete_of_a_later_releases_meta_work(monkeypatch, tmp_path):
     assert resource.phase in (TaskExecution.QUEUED, TaskExecution.INITIALIZING, TaskExecution.RUNNING)
     run(conn.delete(meta))
     assert (meta.job_name, -1) in conn.runtime.aborted
+
+
+def test_get_and_delete_of_a_meta_with_only_its_job_name_answer_without_raising():
+    server = FakeApiServer(launch_seconds=0.1, latency=NO_LATENCY)
+    conn = SkyPilotConnector(runtime=fake_runtime(server))
+    meta = SkyPilotMetadata.decode(b'{"job_name": "flyte-e0-n0-0-0123456789"}')
+    resource = run(conn.get(meta))
+    # no request, no job of that name: a launch that never happened, which a retry makes
+    assert resource.phase == TaskExecution.RETRYABLE_FAILED and "a retry launches it" in resource.message
+    run(conn.delete(meta))  # nothing of that name to cancel: done
