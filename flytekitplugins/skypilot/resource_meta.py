@@ -89,3 +89,5 @@ _SHAPES = {
     ),
     List[str]: ("a list of strings", lambda v: isinstance(v, list) and all(isinstance(x, str) for x in v)),
 }
+# a field added later is of one of these types (or gets its shape here): decode checks every field it reads
+assert all(f.type in _SHAPES for f in dataclasses.fields(SkyPilotMetadata)), "a SkyPilotMetadata field lacks a shape"
