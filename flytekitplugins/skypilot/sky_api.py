@@ -258,8 +258,8 @@ def _unified(fn: Callable, *args, **kwargs):
         return fn(*args, **kwargs)
     except _unavailable_errors() as e:
         raise SkyPilotUnavailable(
-            f"SkyPilot API server {endpoint()} is unreachable ({type(e).__name__}); check that it is running "
-            "and that SKYPILOT_API_SERVER_ENDPOINT points at it"
+            f"SkyPilot API server {endpoint()} is unreachable or does not answer ({type(e).__name__}); check "
+            "that it is running and that SKYPILOT_API_SERVER_ENDPOINT points at it"
         ) from None
     except (_sky().exceptions.ApiServerAuthenticationError, _sky().requests.exceptions.HTTPError) as e:
         status = getattr(getattr(e, "response", None), "status_code", 401)
