@@ -17,7 +17,7 @@ from flytekitplugins.skypilot import SkyPilot, SkyPilotFunctionTask
         ({"accelerators": "H100:eight"}, "accelerators", '"H100:8"'),
         ({"accelerators": {"H100": 0}}, "accelerators", "positive"),
         ({"num_nodes": 0}, "num_nodes", "greater than or equal to 1"),
-        ({"disk_size": -5}, "disk_size", "greater than 0"),
+        ({"disk_size": -5}, "disk_size", "positive whole size"),
         ({"infra": "aws//us-east-1"}, "infra", "empty parts"),
         ({"envs": {"NOT A NAME": "x"}}, "envs", "environment variable names"),
         ({"accelerator": "H100:8"}, "accelerator", "did you mean 'accelerators'"),
