@@ -61,8 +61,10 @@ class SkyPilot(BaseModel):
     )
     cpus: Union[int, float, str, None] = Field(None, description='vCPUs per node: 4, "4+" (at least 4)')
     memory: Union[int, float, str, None] = Field(None, description='GB per node: 16, "16+", "32GB"')
-    accelerators: Union[str, Dict[str, Union[int, float]], List[str], None] = Field(
-        None, description='"H100:8", {"H100": 8}, or a list of candidates ["H100:8", "A100-80GB:8"]'
+    accelerators: Union[str, Dict[str, Union[int, float, None]], List[str], None] = Field(
+        None,
+        description='"H100:8", {"H100": 8}, candidates in order ["H100:8", "A100-80GB:8"] or in any order '
+        '{"L4", "A10G"} (SkyPilot\'s YAML set: {"L4": None, "A10G": None})',
     )
     accelerator_args: Optional[Dict[str, Any]] = Field(None, description='e.g. {"runtime_version": "tpu-vm-base"}')
     cloud: Optional[str] = Field(None, description="Alternative to infra (with region / zone); not both")
@@ -144,11 +146,19 @@ class SkyPilot(BaseModel):
             raise ValueError(f"{info.field_name}={v!r}: use one of {names}")
         return v
 
+    @field_validator("accelerators", mode="before")
+    @classmethod
+    def _accelerator_set(cls, v: Any) -> Any:
+        """A Python set of candidates as SkyPilot's YAML writes one: a mapping, counts None where not given."""
+        if isinstance(v, (set, frozenset)):
+            return {_accelerator_count(i)[0]: _accelerator_count(i)[1] if ":" in str(i) else None for i in v}
+        return v
+
     @field_validator("accelerators")
     @classmethod
     def _accelerators(cls, v: Any) -> Any:
         if isinstance(v, dict):
-            counts = [(name, count) for name, count in v.items()]
+            counts = [(name, 1 if count is None else count) for name, count in v.items()]
         else:
             items = [v] if isinstance(v, str) else list(v) if v is not None else []
             counts = [_accelerator_count(item) for item in items]
