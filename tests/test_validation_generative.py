@@ -163,6 +163,22 @@ def _policy(kwargs: dict):
     return None
 
 
+# Refusals an author must be able to act on: (kwargs, what the message must say).
+HINTS = [
+    ({"accelerators": "A100x8"}, "A100:8"),
+    ({"accelerators": "H100x8"}, "H100:8"),
+    ({"accelerators": "H10O:8"}, "'H100'"),
+    ({"any_of": [{"infra": "aws"}, {"accelerators": "A100x8"}]}, "any_of[1]"),
+    ({"ordered": [{"cpu": 2}]}, "did you mean 'cpus'"),
+    ({"ports": "abc"}, "from-to"),
+    ({"memory": "64G"}, '"32GB"'),
+    ({"job_recovery": "BOGUS"}, "FAILOVER"),
+    ({"file_mounts": {"/d": {"source": "s3://b", "mode": "BOGUS"}}}, "MOUNT_CACHED"),
+    ({"config": {"kubernetes": 5}, "kueue_local_queue": "q"}, "config.kubernetes"),
+    ({"disk_tier": "fastest"}, "'ultra'"),
+]
+
+
 def generate_configs(rng: random.Random, n: int) -> list:
     """`n` SkyPilot(...) keyword sets: the known classes, then random mixes of 1-4 fields (and candidates)."""
     cases = [(kwargs, _policy(kwargs)) for kwargs in KNOWN]
@@ -201,6 +217,12 @@ REAL_WORLD = [  # SkyPilot's documented task-YAML forms (run / workdir removed)
     {"resources": {"disk_size": "1TB", "memory": "64GB+", "max_hourly_cost": 20, "priority": 100}},
     {"resources": {"infra": "slurm/mycluster", "accelerators": "H100:4", "cpus": 16}, "num_nodes": 4},
     {"name": "serve-ish", "resources": {"ports": ["8000-8010", 9000], "labels": {"team": "ml"}}},
+    {"resources": {"infra": "aws", "accelerators": "A100:8", "use_spot": True, "job_recovery": "FAILOVER"}},
+    {"resources": {"accelerators": ["A100:8", "H100:8"], "cloud": "aws", "region": "us-east-1"}},
+    {"resources": {"cpus": 4, "memory": 16, "disk_size": 100}, "envs": {"SEED": 1, "LR": 0.001, "DEBUG": True}},
+    {"resources": {"infra": "gcp", "accelerators": "tpu-v5e-8", "accelerator_args": {"tpu_vm": True}}},
+    {"secrets": ["HF_TOKEN"], "setup": "set -e\npip install torch\n"},
+    {"resources": {"accelerators": "H100:8", "priority_class": "high", "image_id": "docker:ubuntu:22.04"}},
     {},
 ]
 BROKEN_YAML = [
@@ -247,8 +269,9 @@ NOT_A_SOURCE = [6, 6.0, None, b"resources: {}", ["task.yaml"], object()]
 
 
 def generate_yamls(rng: random.Random, n: int) -> list:
-    """`n` from_yaml inputs as (kind, source, must_name): kind "ok" (must be accepted), "text" (YAML text that must be
-    refused naming `must_name`), "dict" (refused likewise), "source" (not a path or dict: refused)."""
+    """`n` from_yaml inputs as (kind, source, must_name): kind "ok" (must be accepted), "merged" (two real-world YAMLs
+    in one: accepted exactly when SkyPilot accepts it), "text" (YAML text that must be refused naming `must_name`),
+    "dict" (refused likewise), "source" (not a path or dict: refused)."""
     cases = [("ok", copy.deepcopy(y), None) for y in REAL_WORLD]
     cases += [("text", text, "YAML") for text in BROKEN_YAML]
     cases += [("text", text, "mapping") for text in NOT_A_MAPPING]
@@ -266,7 +289,7 @@ def generate_yamls(rng: random.Random, n: int) -> list:
             del base["resources"]["infra"]
         roll = rng.random()
         if roll < 0.45:
-            cases.append(("ok", base, None))
+            cases.append(("merged", base, None))
         elif roll < 0.6:
             key, value = rng.choice(CANNOT_HONOUR)
             cases.append(("dict", {**base, key: copy.deepcopy(value)}, key))
@@ -395,7 +418,7 @@ def _what_it_says(error: ValueError) -> str:
 def judge_yaml(kind: str, source, must_name, tmp: Path, index: int) -> dict:
     from flytekitplugins.skypilot import SkyPilot
 
-    if kind == "text" or (kind == "ok" and index % 2):
+    if kind == "text" or (kind in ("ok", "merged") and index % 2):
         path = tmp / f"task-{index}.yaml"
         path.write_text(source if kind == "text" else _yaml_dump(source))
         given = path
@@ -404,11 +427,16 @@ def judge_yaml(kind: str, source, must_name, tmp: Path, index: int) -> dict:
     try:
         config = SkyPilot.from_yaml(given)
     except ValueError as e:
-        ok = kind != "ok" and must_name.lower() in str(e).lower()
-        return {"kind": kind, "outcome": "refused", "message": str(e)[:300], "ok": ok}
+        message = _what_it_says(e)
+        if kind == "merged":  # SkyPilot refuses it too, and the refusal names one of its fields
+            keys = [*source, *(source.get("resources") or {})]
+            ok = sky_refuses({**source, "run": "true"}) is not None and any(k in message for k in keys)
+        else:
+            ok = kind != "ok" and must_name.lower() in message.lower()
+        return {"kind": kind, "outcome": "refused", "message": message[:300], "ok": ok}
     except Exception as e:
         return {"kind": kind, "outcome": "crash", "message": f"{type(e).__name__}: {e}", "ok": False}
-    if kind != "ok":
+    if kind not in ("ok", "merged"):
         return {"kind": kind, "outcome": "accepted", "message": f"should name {must_name}", "ok": False}
     reason = oracle(config.to_custom()) or _dropped(source, config)
     return {"kind": kind, "outcome": "accepted", "message": reason or "", "ok": reason is None}
@@ -438,6 +466,10 @@ def worker(shard: int, shards: int) -> None:
     for i, (kwargs, tag) in enumerate(configs):
         if i % shards == shard:
             print(json.dumps({"config": i, "kwargs": repr(kwargs), **judge_config(kwargs, tag)}), flush=True)
+    for i, (kwargs, hint) in enumerate(HINTS):
+        if i % shards == shard:
+            result = judge_config(kwargs, None)
+            print(json.dumps({"hint": hint, "kwargs": repr(kwargs), "ok": hint in result["message"], **result}))
     for i, (kind, source, must_name) in enumerate(yamls):
         if i % shards == shard:
             result = judge_yaml(kind, source, must_name, tmp, i)
@@ -472,17 +504,22 @@ def run_workers(plugin_root: Path = REPO) -> list:
     return [json.loads(line) for line in lines if line.startswith("{")]
 
 
+KINDS = ("crashes", "accepted_but_fails", "wrongly_refused", "unnamed_refusals", "yaml_wrong", "hints_missing")
+
+
 def classify(results: list) -> dict:
     configs = [r for r in results if "config" in r]
     judged = [r for r in configs if r["outcome"] != "crash"]
     return {
         "configs": len(configs),
         "yamls": len([r for r in results if "yaml" in r]),
+        "hints": len([r for r in results if "hint" in r]),
         "crashes": [r for r in configs if r["outcome"] == "crash"],
         "accepted_but_fails": [r for r in judged if r["outcome"] == "accepted" and r["oracle"] is not None],
         "wrongly_refused": [r for r in judged if r["outcome"] == "refused" and r["oracle"] is None and not r["tag"]],
         "unnamed_refusals": [r for r in judged if not r["named"]],
         "yaml_wrong": [r for r in results if "yaml" in r and not r["ok"]],
+        "hints_missing": [r for r in results if "hint" in r and not r["ok"]],
         "accepted": len([r for r in judged if r["outcome"] == "accepted"]),
         "refused": len([r for r in judged if r["outcome"] == "refused"]),
     }
@@ -492,9 +529,9 @@ def test_declaration_accepts_exactly_what_skypilot_accepts_and_names_the_field()
     counts = classify(run_workers())
     summary = {k: v if isinstance(v, int) else len(v) for k, v in counts.items()}
     print(summary)
-    assert counts["configs"] == N_CONFIGS and counts["yamls"] == N_YAMLS, summary
+    assert counts["configs"] == N_CONFIGS and counts["yamls"] == N_YAMLS and counts["hints"] == len(HINTS), summary
     assert counts["accepted"] > 300 and counts["refused"] > 300, summary  # both sides are exercised
-    for kind in ("crashes", "accepted_but_fails", "wrongly_refused", "unnamed_refusals", "yaml_wrong"):
+    for kind in KINDS:
         assert not counts[kind], (kind, summary, counts[kind][:5])
 
 
@@ -502,7 +539,7 @@ if __name__ == "__main__":
     if sys.argv[1] == "report":  # the counts for another checkout of the plugin: report <plugin root>
         found = classify(run_workers(Path(sys.argv[2])))
         print(json.dumps({k: v if isinstance(v, int) else len(v) for k, v in found.items()}))
-        for kind in ("crashes", "accepted_but_fails", "wrongly_refused", "unnamed_refusals", "yaml_wrong"):
+        for kind in KINDS:
             for r in found[kind][:4]:
                 print(kind, json.dumps(r)[:400])
     else:

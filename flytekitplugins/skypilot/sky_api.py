@@ -302,19 +302,30 @@ def _check_recovery_strategy(strategy: str) -> None:
         )
 
 
+_CATALOG_WAIT_S = 10.0  # SkyPilot fetches a missing catalog without a timeout: a declaration waits this long at most
+
+
 @functools.lru_cache(maxsize=1)
 def catalog_accelerators() -> Optional[Dict[str, str]]:
     """SkyPilot's accelerator names (lower case -> its spelling) from its catalog (fetched if missing, as SkyPilot
-    does); None when it cannot be read (no network and no local copy): the names are then left to the launch."""
+    does); None when it cannot be read in time (no network and no local copy): the names are then left to the
+    launch."""
     _sky()
+    found: Dict[str, Dict[str, str]] = {}
+    reader = threading.Thread(target=_read_accelerator_catalog, args=(found,), name="skypilot-catalog", daemon=True)
+    reader.start()
+    reader.join(_CATALOG_WAIT_S)
+    return found.get("names")
+
+
+def _read_accelerator_catalog(found: Dict[str, Dict[str, str]]) -> None:
     try:
         from sky.catalog import common as catalog_common
 
         frame = catalog_common.read_catalog("common/accelerators.csv")
-        return {str(n).lower(): str(n) for n in frame["AcceleratorName"]}
+        found["names"] = {str(n).lower(): str(n) for n in frame["AcceleratorName"]}
     except Exception as e:  # no catalog here: SkyPilot checks the names when it plans the launch
         logger.debug(f"SkyPilot's accelerator catalog is unavailable ({type(e).__name__}): names not checked")
-        return None
 
 
 def task_from_yaml(config: Dict[str, Any]) -> Any:
