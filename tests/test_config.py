@@ -17,7 +17,7 @@ from flytekitplugins.skypilot import SkyPilot, SkyPilotFunctionTask
         ({"accelerators": "H100:eight"}, "accelerators", '"H100:8"'),
         ({"accelerators": {"H100": 0}}, "accelerators", "positive"),
         ({"num_nodes": 0}, "num_nodes", "greater than or equal to 1"),
-        ({"disk_size": -5}, "disk_size", "greater than 0"),
+        ({"disk_size": -5}, "disk_size", "positive whole size"),
         ({"infra": "aws//us-east-1"}, "infra", "empty parts"),
         ({"envs": {"NOT A NAME": "x"}}, "envs", "environment variable names"),
         ({"accelerator": "H100:8"}, "accelerator", "did you mean 'accelerators'"),
@@ -142,6 +142,9 @@ def test_from_yaml_gives_the_same_config_as_the_fields(tmp_path):
         ({"secrets": {"HF_TOKEN": "hf_abc"}}, "passes secrets by name only"),
         ({"resourcez": {}}, "did you mean 'resources'"),
         ({"resources": {"autostop": 10}}, "['autostop'] are not supported"),
+        ({"num_nodes": 0}, "greater than or equal to 1"),
+        ({"volumes": {"/mnt": "vol"}}, "attaches no SkyPilot volumes"),
+        ({"event_callback": "echo done"}, "`event_callback:` cannot be part"),
     ],
 )
 def test_from_yaml_rejects_what_a_flyte_task_cannot_take(extra, message):
@@ -149,3 +152,24 @@ def test_from_yaml_rejects_what_a_flyte_task_cannot_take(extra, message):
         SkyPilot.from_yaml({**YAML_TASK, **extra})
     assert message in str(e.value)
     assert "hf_abc" not in str(e.value)
+
+
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("resources: [cpus: 4\n", "not valid YAML at line 2"),
+        ("num_nodes: 2\n---\nnum_nodes: 3\n", "holds 2 YAML documents"),
+        ("6\n", "holds a int, not a task"),
+        ("- resources: {}\n", "holds a list, not a task"),
+    ],
+)
+def test_from_yaml_refuses_a_file_that_is_not_one_task(tmp_path, text, message):
+    path = tmp_path / "task.yaml"
+    path.write_text(text)
+    with pytest.raises(ValueError, match=message):
+        SkyPilot.from_yaml(path)
+
+
+def test_from_yaml_refuses_what_is_neither_a_path_nor_a_dict():
+    with pytest.raises(ValueError, match="a path or a dict"):
+        SkyPilot.from_yaml(6)  # never read as file descriptor 6

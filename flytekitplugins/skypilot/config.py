@@ -4,18 +4,17 @@ import copy
 import difflib
 import os
 import re
-from typing import Any, Dict, List, Literal, Optional, Union
+from typing import Any, Dict, List, Optional, Union
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from . import sky_api
 
-# SkyPilot's own form for cpus / memory: a number, optionally followed by "+" (at least);
-# memory may carry a unit ("32GB", "1TB+").
-_CPUS = re.compile(r"^\d+(\.\d+)?\+?$")
-_MEMORY = re.compile(r"^\d+(\.\d+)?([KMGT]B?)?\+?$", re.IGNORECASE)
-_ACCELERATOR = re.compile(r"^[A-Za-z0-9][\w.\-]*(:\d+(\.\d+)?)?$")
+# SkyPilot's own forms for sizes: a number of GB, or a number with one of its units ("32GB", "512Mi").
+_SIZE_UNITS = ("kb", "ki", "mb", "mi", "gb", "gi", "tb", "ti", "pb", "pi")
+_DISK_TIERS = ("low", "medium", "high", "ultra", "best")
+_NETWORK_TIERS = ("standard", "best")
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 # The fields that go under `resources:` in a SkyPilot task YAML, in SkyPilot's own names.
@@ -62,27 +61,33 @@ class SkyPilot(BaseModel):
     )
     cpus: Union[int, float, str, None] = Field(None, description='vCPUs per node: 4, "4+" (at least 4)')
     memory: Union[int, float, str, None] = Field(None, description='GB per node: 16, "16+", "32GB"')
-    accelerators: Union[str, Dict[str, Union[int, float]], List[str], None] = Field(
-        None, description='"H100:8", {"H100": 8}, or a list of candidates ["H100:8", "A100-80GB:8"]'
+    accelerators: Union[str, Dict[str, Union[int, float, None]], List[str], None] = Field(
+        None,
+        description='"H100:8", {"H100": 8}, candidates in order ["H100:8", "A100-80GB:8"] or in any order '
+        '{"L4", "A10G"} (SkyPilot\'s YAML set: {"L4": None, "A10G": None})',
     )
     accelerator_args: Optional[Dict[str, Any]] = Field(None, description='e.g. {"runtime_version": "tpu-vm-base"}')
     cloud: Optional[str] = Field(None, description="Alternative to infra (with region / zone); not both")
     region: Optional[str] = None
     zone: Optional[str] = None
     instance_type: Optional[str] = None
-    disk_size: Optional[int] = Field(None, gt=0, description="OS disk size in GB")
-    disk_tier: Optional[Literal["low", "medium", "high", "ultra", "best"]] = None
-    network_tier: Optional[Literal["standard", "best"]] = None
+    disk_size: Union[int, str, None] = Field(None, description='OS disk size: GB (256) or with a unit ("1TB")')
+    disk_tier: Optional[str] = Field(None, description="low, medium, high, ultra or best")
+    network_tier: Optional[str] = Field(None, description="standard or best")
     use_spot: Optional[bool] = None
     job_recovery: Union[str, Dict[str, Any], None] = Field(
         None,
         description='"FAILOVER", "EAGER_NEXT_REGION", or {"strategy": ..., "max_restarts_on_errors": 3, '
         '"recover_on_exit_codes": [33]}',
     )
-    image_id: Optional[str] = Field(None, description='Overrides the image: "docker:<image>" or a VM image id')
+    image_id: Union[str, Dict[str, str], None] = Field(
+        None, description='Overrides the image: "docker:<image>", a VM image id, or {"<region>": "<image id>"}'
+    )
     ports: Union[int, str, List[Union[int, str]], None] = None
     labels: Dict[str, str] = Field(default_factory=dict, description="Instance / pod labels")
-    max_hourly_cost: Optional[float] = Field(None, gt=0, description="Upper bound in $/hour for the whole job")
+    max_hourly_cost: Optional[float] = Field(
+        None, gt=0, allow_inf_nan=False, description="Upper bound in $/hour for the whole job"
+    )
     priority: Optional[int] = Field(None, ge=-1000, le=1000, description="Order in SkyPilot's managed-jobs queue")
     priority_class: Optional[str] = Field(None, description="Kubernetes PriorityClass of the job's pods")
     kueue_local_queue: Optional[str] = Field(None, description="Kueue LocalQueue the job's pods are queued in")
@@ -110,30 +115,76 @@ class SkyPilot(BaseModel):
     @field_validator("cpus")
     @classmethod
     def _cpus(cls, v: Any) -> Any:
-        if v is not None and not _CPUS.match(str(v)):
-            raise ValueError(f'cpus={v!r} is not a count: use a number such as 4 or "4+" (at least 4)')
-        if v is not None and _amount(v) <= 0:
-            raise ValueError(f'cpus={v!r}: a node needs more than 0 vCPUs: use e.g. 4 or "4+", or leave cpus out')
+        if v is not None and _positive(str(v).removesuffix("+")) is None:
+            raise ValueError(f'cpus={v!r} is not a count of more than 0 vCPUs: use e.g. 4 or "4+" (at least 4)')
         return v
 
     @field_validator("memory")
     @classmethod
     def _memory(cls, v: Any) -> Any:
-        if v is not None and not _MEMORY.match(str(v)):
-            raise ValueError(f'memory={v!r} is not a size: use GB such as 16, "16+" or "32GB"')
-        if v is not None and _amount(v) <= 0:
-            raise ValueError(f'memory={v!r}: a node needs more than 0 memory: use e.g. 16 or "16+", or leave it out')
+        if v is not None and _size(str(v).removesuffix("+")) is None:
+            raise ValueError(
+                f'memory={v!r} is not a positive size: use GB such as 16, "16+", or a unit of KB/MB/GB/TB/PB '
+                '(or KiB-style Ki/Mi/Gi/Ti/Pi) such as "32GB"'
+            )
+        return v
+
+    @field_validator("disk_size")
+    @classmethod
+    def _disk_size(cls, v: Any) -> Any:
+        size = None if v is None else _size(str(v))
+        if v is not None and (size is None or size != int(size) or int(size) <= 0):
+            raise ValueError(f'disk_size={v!r} is not a positive whole size: use GB such as 256, or "1TB"')
+        return v
+
+    @field_validator("disk_tier", "network_tier")
+    @classmethod
+    def _tier(cls, v: Optional[str], info) -> Optional[str]:
+        tiers = _DISK_TIERS if info.field_name == "disk_tier" else _NETWORK_TIERS
+        if v is not None and v.lower() not in tiers:
+            names = ", ".join(repr(t) for t in tiers[:-1]) + f" or {tiers[-1]!r}"
+            raise ValueError(f"{info.field_name}={v!r}: use one of {names}")
+        return v
+
+    @field_validator("accelerators", mode="before")
+    @classmethod
+    def _accelerator_set(cls, v: Any) -> Any:
+        """A Python set of candidates as SkyPilot's YAML writes one: a mapping, counts None where not given."""
+        if isinstance(v, (set, frozenset)):
+            return {_accelerator_count(i)[0]: _accelerator_count(i)[1] if ":" in str(i) else None for i in v}
         return v
 
     @field_validator("accelerators")
     @classmethod
     def _accelerators(cls, v: Any) -> Any:
-        names = [v] if isinstance(v, str) else list(v) if v is not None else []
-        for name in names:
-            if not _ACCELERATOR.match(str(name)):
-                raise ValueError(f'accelerators={v!r}: {name!r} is not "<name>[:<count>]", e.g. "H100:8"')
-        if isinstance(v, dict) and any(count <= 0 for count in v.values()):
-            raise ValueError(f"accelerators={v!r}: counts must be positive")
+        if isinstance(v, dict):
+            counts = [(name, 1 if count is None else count) for name, count in v.items()]
+        else:
+            items = [v] if isinstance(v, str) else list(v) if v is not None else []
+            counts = [_accelerator_count(item) for item in items]
+        for name, count in counts:
+            if not name or isinstance(count, bool) or _positive(str(count)) is None:
+                raise ValueError(
+                    f'accelerators={v!r}: {name or v!r} is not "<name>[:<count>]" with a positive count, '
+                    'e.g. "H100:8" or {"H100": 8}'
+                )
+        return v
+
+    @field_validator("envs", mode="before")
+    @classmethod
+    def _envs_as_text(cls, v: Any) -> Any:
+        """Numbers and booleans as values are written as text, as SkyPilot reads a task YAML's `envs:`."""
+        if isinstance(v, dict):
+            return {k: str(x) if isinstance(x, (int, float)) else x for k, x in v.items()}
+        return v
+
+    @field_validator("config")
+    @classmethod
+    def _config(cls, v: Dict[str, Any]) -> Dict[str, Any]:
+        try:
+            sky_api.check_task_yaml({"config": v})
+        except ValueError as e:
+            raise ValueError(f"config: {e}") from None
         return v
 
     @field_validator("infra")
@@ -232,21 +283,29 @@ class SkyPilot(BaseModel):
 
     @model_validator(mode="after")
     def _skypilot_schema(self) -> "SkyPilot":
-        sky_api.check_task_yaml(self.to_task_yaml())  # SkyPilot's own task-YAML schema, offline
+        sky_api.check_task(self.to_task_yaml())  # SkyPilot's own task validation, offline
         return self
 
     @classmethod
     def from_yaml(cls, source: Union[str, "os.PathLike[str]", Dict[str, Any]]) -> "SkyPilot":
         """The config of an existing SkyPilot task YAML (a path or a dict): the same job, run by a Flyte task."""
         task = read_task_yaml(source)
-        for key, why in _NOT_FOR_A_FLYTE_TASK.items():
-            if task.get(key) is not None:
+        for key in task:
+            if key not in _TASK_KEYS:
+                why = _NOT_FOR_A_FLYTE_TASK.get(key, "the plugin does not pass it on to the managed job")
                 raise ValueError(f"`{key}:` cannot be part of a Flyte task's SkyPilot config: {why}")
-        resources = dict(task.get("resources") or {})
+        resources = task.get("resources") or {}
+        if not isinstance(resources, dict):
+            raise ValueError(f"`resources:` must be a mapping of SkyPilot resource fields, not {resources!r}")
         unsupported = sorted(set(resources) - set(RESOURCE_FIELDS))
         if unsupported:
-            raise ValueError(f"resources: {unsupported} are not supported for a Flyte task's managed job")
-        fields = {k: task[k] for k in ("num_nodes", "envs", "setup", "file_mounts", "config") if task.get(k)}
+            raise ValueError(
+                f"resources: {unsupported} are not supported for a Flyte task's managed job "
+                f"(supported: {', '.join(RESOURCE_FIELDS)}): remove them"
+            )
+        fields = {
+            k: task[k] for k in ("num_nodes", "envs", "setup", "file_mounts", "config") if task.get(k) is not None
+        }
         return cls(**resources, **fields, secrets=secret_names(task))
 
     def to_task_yaml(self) -> Dict[str, Any]:
@@ -284,11 +343,19 @@ class SkyPilot(BaseModel):
         }
 
 
+# The task-YAML keys a Flyte task's config carries over (`name:` too: the job is named after the Flyte execution).
+_TASK_KEYS = ("name", "resources", "num_nodes", "envs", "secrets", "setup", "file_mounts", "config")
 _NOT_FOR_A_FLYTE_TASK = {
     "run": "the Flyte task's own command runs in the job (to run a YAML's `run` unchanged, use a YAML task)",
     "workdir": "the task's code reaches the job in its image or through Flyte's code upload",
     "service": "a SkyServe service is not a Flyte task",
     "pool": "a pool spec creates a pool; pass pool=<name> to run on an existing one",
+    "volumes": "the plugin attaches no SkyPilot volumes: mount a bucket through file_mounts instead",
+    "volume_mounts": "the plugin attaches no SkyPilot volumes: mount a bucket through file_mounts instead",
+    "event_callback": "the connector follows the job itself; run a callback in the Flyte workflow instead",
+    "inputs": "the Flyte task's inputs reach the job through Flyte",
+    "outputs": "the Flyte task's outputs leave the job through Flyte",
+    "file_mounts_mapping": "SkyPilot fills it in itself; declare file_mounts instead",
 }
 
 
@@ -297,10 +364,32 @@ def read_task_yaml(source: Union[str, "os.PathLike[str]", Dict[str, Any]]) -> Di
     did-you-mean for unknown keys."""
     if isinstance(source, dict):
         task = copy.deepcopy(source)
+    elif isinstance(source, (str, os.PathLike)):
+        task = _load_yaml(source)
     else:
-        with open(source) as f:
-            task = yaml.safe_load(f) or {}
+        raise ValueError(f"from_yaml takes a path or a dict of a SkyPilot task YAML, not {type(source).__name__}")
     return sky_api.check_task_yaml(task)
+
+
+def _load_yaml(path: Union[str, "os.PathLike[str]"]) -> Dict[str, Any]:
+    """The one YAML document in the file at `path`, which must be a mapping (an empty file is an empty task)."""
+    with open(path) as f:
+        try:
+            documents = [d for d in yaml.safe_load_all(f) if d is not None]
+        except yaml.YAMLError as e:
+            where = getattr(e, "problem_mark", None)
+            at = f" at line {where.line + 1}, column {where.column + 1}" if where else ""
+            problem = getattr(e, "problem", None) or type(e).__name__
+            raise ValueError(f"{path}: not valid YAML{at} ({problem}): fix the YAML syntax") from None
+    if len(documents) > 1:
+        raise ValueError(f"{path} holds {len(documents)} YAML documents: a task YAML is one (split it into files)")
+    task = documents[0] if documents else {}
+    if not isinstance(task, dict):
+        raise ValueError(
+            f"{path} holds a {type(task).__name__}, not a task: a SkyPilot task YAML is a mapping "
+            "(resources:, num_nodes:, envs:, ...)"
+        )
+    return task
 
 
 def secret_names(task: Dict[str, Any]) -> List[str]:
@@ -314,6 +403,34 @@ def secret_names(task: Dict[str, Any]) -> List[str]:
     return sorted(secrets)
 
 
+def _positive(text: str) -> Optional[float]:
+    """The positive finite number `text` holds, else None."""
+    try:
+        number = float(text)
+    except ValueError:
+        return None
+    return number if 0 < number < float("inf") else None
+
+
+def _size(text: str) -> Optional[float]:
+    """GB in a size as SkyPilot writes it (a number of GB, or a number and one of its units), else None."""
+    lower = text.strip().lower()
+    unit = next((u for u in _SIZE_UNITS if lower.endswith(u)), None)
+    if unit is None:
+        return _positive(lower)
+    number = _positive(lower[: -len(unit)])
+    scale = 1024.0 ** ("kmgtp".index(unit[0]) - 2)
+    return None if number is None else number * scale
+
+
+def _accelerator_count(item: Any) -> tuple:
+    """(name, count) of "<name>[:<count>]"."""
+    parts = str(item).split(":")
+    if len(parts) > 2:
+        return "", None
+    return parts[0].strip(), parts[1] if len(parts) == 2 else 1
+
+
 def _bucket_sub_path(source: str) -> str:
     """The path inside the bucket of a cloud-storage URL ("" for the bucket itself)."""
     for scheme in _BUCKET_SCHEMES:
@@ -321,11 +438,6 @@ def _bucket_sub_path(source: str) -> str:
             parts = source[len(scheme) :].strip("/").split("/", 1)
             return parts[1] if len(parts) > 1 else ""
     return ""
-
-
-def _amount(value: Any) -> float:
-    """The number in a cpus / memory value already in SkyPilot's form ("4+", "32GB", 16)."""
-    return float(re.match(r"\d+(\.\d+)?", str(value)).group(0))
 
 
 _REFERENCE = re.compile(r"\$\{?[A-Za-z_]")

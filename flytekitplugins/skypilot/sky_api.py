@@ -9,6 +9,8 @@ Errors leave this module as one of three kinds: `SkyPilotUnavailable` (the serve
 refuses us), `LaunchFailed` (SkyPilot rejected or could not run a launch request) or `LaunchCancelled`.
 """
 
+import copy
+import difflib
 import functools
 import importlib.util
 import io
@@ -214,6 +216,116 @@ def check_task_yaml(config: Dict[str, Any]) -> Dict[str, Any]:
         resources, sdk.schemas.get_resources_schema(), "SkyPilot rejects these resources: "
     )
     return config
+
+
+# Clouds whose accelerator names come from the cluster (node labels, GRES), not from SkyPilot's catalog.
+_CLUSTER_ACCELERATORS = ("Kubernetes", "Slurm", "SSH")
+
+
+def check_task(config: Dict[str, Any]) -> None:
+    """Raises ValueError naming the field unless SkyPilot accepts the task YAML dict (without `run`) offline:
+    `sky.Task.from_yaml_config` (schema, resources, file mounts and storage), then for every resources candidate
+    the accelerator names (SkyPilot's catalog), the job recovery strategy and the cost bound. Where SkyPilot is not
+    installed, the plugin's own coarser checks."""
+    if not available():
+        own_checks.check_task_yaml(config)
+        return
+    problem = task_problem(config)
+    if problem is not None:
+        raise ValueError(f"{_culprit(config)}: SkyPilot refuses it: {problem}")
+
+
+def task_problem(config: Dict[str, Any]) -> Optional[str]:
+    """SkyPilot's reason for refusing the task YAML dict (without `run`), or None."""
+    try:
+        task = _sky().sky.Task.from_yaml_config({**copy.deepcopy(config), "run": "true"})
+        for resources in task.resources:
+            _check_candidate(resources)
+    except Exception as e:  # SkyPilot refuses a bad spec with many kinds of error (ValueError, its own, asserts)
+        return clean(e) or type(e).__name__
+    return None
+
+
+def _culprit(config: Dict[str, Any]) -> str:
+    """The field (or `any_of[i]` / `ordered[i]` candidate) SkyPilot refuses on its own; else all the resources."""
+    resources = config.get("resources") or {}
+    for key, value in config.items():
+        if key != "resources" and task_problem({key: value}) is not None:
+            return key
+    for key, value in resources.items():
+        if key in ("any_of", "ordered") and isinstance(value, list):
+            for i, candidate in enumerate(value):
+                if task_problem({"resources": {key: [candidate]}}) is not None:
+                    return f"{key}[{i}]"
+        elif task_problem({"resources": {key: value}}) is not None:
+            return key
+    return ", ".join(resources) or "resources"
+
+
+def _check_candidate(resources: Any) -> None:
+    """What SkyPilot checks of one resources candidate only when it plans a launch, where it can be done offline."""
+    for name in resources.to_yaml_config().get("accelerators") or {}:
+        _check_accelerator_name(str(name), str(resources.cloud))
+    strategy = (resources.job_recovery or {}).get("strategy")
+    if strategy is not None:
+        _check_recovery_strategy(str(strategy))
+    cost = resources.max_hourly_cost
+    if cost is not None and not (isinstance(cost, (int, float)) and 0 < cost < float("inf")):
+        raise ValueError(f"max_hourly_cost must be a positive number of $/hour, got {cost!r}")
+
+
+def _check_accelerator_name(name: str, cloud: str) -> None:
+    known = catalog_accelerators()
+    if known is None or cloud in _CLUSTER_ACCELERATORS or name.lower().startswith("tpu-"):
+        return
+    if name.lower() in known or len([k for k in known if name.lower() in k]) == 1:
+        return  # SkyPilot's canonical spelling, or the one catalog name it completes to
+    count = re.match(r"^(.+?)[xX](\d+)$", name)
+    if count and count.group(1).lower() in known:
+        hint = f"{known[count.group(1).lower()]}:{count.group(2)}"
+    else:
+        hint = " or ".join(map(repr, difflib.get_close_matches(name, list(known.values()), 2))) or "a catalog name"
+    raise ValueError(
+        f"accelerator {name!r} is not in SkyPilot's catalog (`sky show-gpus` lists them): use e.g. {hint!s}, written "
+        '"<name>:<count>"; for accelerator names of a Kubernetes or Slurm cluster, set infra="k8s" / "slurm/<cluster>"'
+    )
+
+
+def _check_recovery_strategy(strategy: str) -> None:
+    _sky()  # imports sky.jobs, which registers SkyPilot's recovery strategies
+    from sky.utils import registry
+
+    names = list(registry.JOBS_RECOVERY_STRATEGY_REGISTRY.keys())
+    if strategy.lower() not in names:
+        raise ValueError(
+            f"job_recovery strategy {strategy!r} is not one of SkyPilot's: {', '.join(n.upper() for n in names)}"
+        )
+
+
+_CATALOG_WAIT_S = 10.0  # SkyPilot fetches a missing catalog without a timeout: a declaration waits this long at most
+
+
+@functools.lru_cache(maxsize=1)
+def catalog_accelerators() -> Optional[Dict[str, str]]:
+    """SkyPilot's accelerator names (lower case -> its spelling) from its catalog (fetched if missing, as SkyPilot
+    does); None when it cannot be read in time (no network and no local copy): the names are then left to the
+    launch."""
+    _sky()
+    found: Dict[str, Dict[str, str]] = {}
+    reader = threading.Thread(target=_read_accelerator_catalog, args=(found,), name="skypilot-catalog", daemon=True)
+    reader.start()
+    reader.join(_CATALOG_WAIT_S)
+    return found.get("names")
+
+
+def _read_accelerator_catalog(found: Dict[str, Dict[str, str]]) -> None:
+    try:
+        from sky.catalog import common as catalog_common
+
+        frame = catalog_common.read_catalog("common/accelerators.csv")
+        found["names"] = {str(n).lower(): str(n) for n in frame["AcceleratorName"]}
+    except Exception as e:  # no catalog here: SkyPilot checks the names when it plans the launch
+        logger.debug(f"SkyPilot's accelerator catalog is unavailable ({type(e).__name__}): names not checked")
 
 
 def task_from_yaml(config: Dict[str, Any]) -> Any:
