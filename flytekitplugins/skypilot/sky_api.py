@@ -302,30 +302,23 @@ def _check_recovery_strategy(strategy: str) -> None:
         )
 
 
-_CATALOG_WAIT_S = 10.0  # SkyPilot fetches a missing catalog without a timeout: a declaration waits this long at most
-
-
 @functools.lru_cache(maxsize=1)
 def catalog_accelerators() -> Optional[Dict[str, str]]:
-    """SkyPilot's accelerator names (lower case -> its spelling) from its catalog (fetched if missing, as SkyPilot
-    does); None when it cannot be read in time (no network and no local copy): the names are then left to the
-    launch."""
+    """SkyPilot's accelerator names (lower case -> its spelling) from the local copy of its catalog (the one
+    `sky show-gpus` or a launch fetched), never fetched from here: a declaration makes no network call. None
+    without a local copy: the names are then left to the launch."""
+    import csv
+
+    from sky.catalog import common as catalog_common
+
     _sky()
-    found: Dict[str, Dict[str, str]] = {}
-    reader = threading.Thread(target=_read_accelerator_catalog, args=(found,), name="skypilot-catalog", daemon=True)
-    reader.start()
-    reader.join(_CATALOG_WAIT_S)
-    return found.get("names")
-
-
-def _read_accelerator_catalog(found: Dict[str, Dict[str, str]]) -> None:
+    path = catalog_common.get_catalog_path("common/accelerators.csv")
     try:
-        from sky.catalog import common as catalog_common
-
-        frame = catalog_common.read_catalog("common/accelerators.csv")
-        found["names"] = {str(n).lower(): str(n) for n in frame["AcceleratorName"]}
-    except Exception as e:  # no catalog here: SkyPilot checks the names when it plans the launch
-        logger.debug(f"SkyPilot's accelerator catalog is unavailable ({type(e).__name__}): names not checked")
+        with open(path, newline="") as f:
+            return {row["AcceleratorName"].lower(): row["AcceleratorName"] for row in csv.DictReader(f)}
+    except (OSError, KeyError) as e:
+        logger.debug(f"no local copy of SkyPilot's accelerator catalog ({type(e).__name__}): names not checked")
+        return None
 
 
 def task_from_yaml(config: Dict[str, Any]) -> Any:
