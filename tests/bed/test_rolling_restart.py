@@ -10,7 +10,6 @@ import time
 from pathlib import Path
 
 import grpc
-import pytest
 from conftest import statuses
 from flyteidl.admin.agent_pb2 import CreateTaskRequest, GetTaskRequest, TaskCategory
 from flyteidl.core.execution_pb2 import TaskExecution
@@ -89,7 +88,6 @@ class Service:
         return new
 
 
-@pytest.mark.xdist_group("heavy")
 def test_a_rolling_restart_of_both_replicas_fails_no_get_task(tmp_path):
     replicas = [Replica(tmp_path, "a"), Replica(tmp_path, "b")]
     for replica in replicas:
