@@ -14,7 +14,6 @@ from typing import Dict, Iterable, List, Optional
 from flytekit import logger
 
 from . import credentials, sky_api
-from .settings import ConnectorSettings
 
 LINES = 20
 _FETCHED = 1000  # enough to reach past flytekit's error report and the interpreter's shutdown noise
@@ -88,6 +87,6 @@ def _without_error_report(lines: List[str]) -> List[str]:
 
 
 def masked(text: str, secret_names: Iterable[str]) -> str:
-    """`text` with the values of the task's secrets and the jobs' storage secrets replaced (a job may print
-    what it was given)."""
-    return credentials.masked(text, secret_names, ConnectorSettings.from_env().storage_secrets)
+    """`text` with the values of the task's secrets replaced (a job may print what it was given); the connector
+    masks every message it returns once more, the storage secrets included."""
+    return credentials.masked(text, secret_names)

@@ -7,6 +7,8 @@ from typing import Dict, List, Optional
 
 from pydantic import BaseModel, Field, ValidationError, field_validator
 
+from . import credentials
+
 ENDPOINT_ENV = "SKYPILOT_API_SERVER_ENDPOINT"
 POLL_INTERVAL_ENV = "FLYTE_SKYPILOT_POLL_INTERVAL"
 OUTAGE_DEADLINE_ENV = "FLYTE_SKYPILOT_OUTAGE_DEADLINE"
@@ -85,9 +87,7 @@ class ConnectorSettings(BaseModel):
 
     def storage_access(self) -> Dict[str, str]:
         """{job variable: value} of the storage access every job gets (values resolved now, never kept)."""
-        from .credentials import storage_access
-
-        return storage_access(self.storage_secrets, self.storage_endpoint)
+        return credentials.storage_access(self.storage_secrets, self.storage_endpoint)
 
     @classmethod
     def from_env(cls) -> "ConnectorSettings":
