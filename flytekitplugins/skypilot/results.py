@@ -24,6 +24,12 @@ class Results:
         self._settings = settings
         self._reports: Dict[int, dict] = {}  # job id -> placement / duration / cost of the finished job
 
+    def forget(self, job_id: int) -> None:
+        self._reports.pop(job_id, None)
+
+    def held(self) -> Dict[str, int]:
+        return {"results.reports": len(self._reports)}
+
     def past_outage_deadline(self) -> Optional[Resource]:
         """RETRYABLE_FAILED once SkyPilot has been unreachable for longer than the outage deadline."""
         outage, deadline = self._tracker.outage_seconds(), self._settings.outage_deadline
