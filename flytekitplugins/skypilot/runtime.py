@@ -61,8 +61,7 @@ class Runtime:
             self.tracker.forget(request_id, None)
         for job_id in jobs:
             self.tracker.forget(None, job_id)
-            self.tails.forget(job_id)
-            self.results.forget(job_id)
+        self.results.forget(key)  # its jobs' reports and log tails
         self.last_known.pop(key, None)
         self.aborted.discard(key)
 
