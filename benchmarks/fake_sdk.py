@@ -8,8 +8,9 @@ RequestPayload, ManagedJobStatus, RequestStatus) and raises its own exceptions. 
 they do on a real server. Hand `sdk()` to the connector: `Runtime(sdk=server.sdk())`.
 
 For long runs (benchmarks/soak.py): `finish_after` seconds jobs succeed on their own, and with `retain` the server
-forgets finished jobs, their launch requests and its other requests `retain` seconds after they ended (a real
-server keeps them in its own process's database), so the process's memory is the connector's.
+forgets finished jobs once a cancel named them (the connector's delete: it has seen them end), with their launch
+requests, and its other requests, `retain` seconds later (a real server keeps them in its own process's
+database), so the process's memory is the connector's.
 """
 
 import inspect
@@ -170,7 +171,7 @@ class FakeApiServer:
     def _purge(self, now: float) -> None:
         """Forgets what ended more than `retain` seconds ago (caller holds the lock)."""
         self._purged_at, before = now, now - self.retain
-        gone = {j for j in self._jobs if (self._ended(j) or now) < before}
+        gone = {j for j, job in self._jobs.items() if self._ended(j) and job.get("deleted", now) < before}
         for job_id in gone:
             job = self._jobs.pop(job_id)
             named = self._named.get(job["name"], [])
@@ -280,6 +281,7 @@ class FakeApiServer:
         with self._lock:
             chosen = sorted({*(job_ids or []), *self._named.get(name, [])} & set(self._jobs))
             for job_id in chosen:
+                self._jobs[job_id]["deleted"] = time.monotonic()
                 if not self._record(job_id).status.is_terminal():
                     self._jobs[job_id].update(status=ManagedJobStatus.CANCELLED, ended=time.monotonic())
                     self.cancelled.append(job_id)
