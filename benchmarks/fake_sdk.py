@@ -6,6 +6,11 @@ It cannot drift from the SDK: every call is bound against the real SDK function'
 the real SDK would reject fails here too), and it answers with the real SDK's own types (ManagedJobRecord,
 RequestPayload, ManagedJobStatus, RequestStatus) and raises its own exceptions. queue_v2 calls serialise, as
 they do on a real server. Hand `sdk()` to the connector: `Runtime(sdk=server.sdk())`.
+
+For long runs (benchmarks/soak.py): `finish_after` seconds jobs succeed on their own, and with `retain` the server
+forgets finished jobs once a cancel named them (the connector's delete: it has seen them end), with their launch
+requests, and its other requests, `retain` seconds later (a real server keeps them in its own process's
+database), so the process's memory is the connector's.
 """
 
 import inspect
@@ -14,6 +19,7 @@ import json
 import threading
 import time
 import uuid
+from collections import deque
 from types import SimpleNamespace
 from typing import Dict, List, Optional, Tuple
 
@@ -48,9 +54,17 @@ URL = "http://fake-api-server"
 
 
 class FakeApiServer:
-    def __init__(self, launch_seconds: float = 2.0, latency: Dict[str, float] = None) -> None:
+    def __init__(
+        self,
+        launch_seconds: float = 2.0,
+        latency: Dict[str, float] = None,
+        finish_after: Optional[float] = None,
+        retain: Optional[float] = None,
+    ) -> None:
         self.latency = {**LATENCY, **(latency or {})}
         self.launch_seconds = launch_seconds  # how long a launch request takes to create its jobs
+        self.finish_after = finish_after  # a job's age at which it SUCCEEDS on its own (None: it runs on)
+        self.retain = retain  # seconds finished jobs and requests are kept (None: for ever)
         self.calls: Dict[str, int] = {name: 0 for name in _REAL}
         self.unreachable = False  # an outage: every call raises ApiServerConnectionError, as the SDK does
         self.hang_until = 0.0  # a frozen server (monotonic time): calls wait until then, then are answered
@@ -62,6 +76,9 @@ class FakeApiServer:
         self._ids = itertools.count(1)
         self._requests: Dict[str, dict] = {}  # request id -> {"kind", "at", ...; a launch's "job_ids"}
         self._jobs: Dict[int, dict] = {}
+        self._named: Dict[str, List[int]] = {}  # job name -> its job ids
+        self._due: deque = deque()  # launch request ids that have not created their jobs yet, oldest first
+        self._purged_at = 0.0
 
     def sdk(self) -> SimpleNamespace:
         """The SDK surface the connector's gateway (sky_api) uses, with the real exceptions."""
@@ -86,7 +103,7 @@ class FakeApiServer:
     def set_status(self, job_id: int, status: ManagedJobStatus, failure_reason: Optional[str] = None) -> None:
         """Moves a job on (otherwise it goes PENDING, STARTING, RUNNING with age and stays there)."""
         with self._lock:
-            self._jobs[job_id].update(status=status, failure_reason=failure_reason)
+            self._jobs[job_id].update(status=status, failure_reason=failure_reason, ended=time.monotonic())
 
     def hang(self, seconds: float) -> None:
         """Freezes the server for `seconds` from now (as SIGSTOP would): every call until then waits for it."""
@@ -141,17 +158,50 @@ class FakeApiServer:
     def _advance(self) -> None:
         """Launch requests whose time has come create their jobs (caller holds the lock)."""
         now = time.monotonic()
-        for request in self._requests.values():
-            due = request["kind"] == "launch" and now - request["at"] >= self.launch_seconds
-            if due and "job_ids" not in request and not request.get("cancelled"):
+        while self._due and now - self._requests[self._due[0]]["at"] >= self.launch_seconds:
+            request = self._requests[self._due.popleft()]
+            if not request.get("cancelled"):
                 request["job_ids"] = [next(self._ids) for _ in range(request["num_jobs"])]
                 for job_id in request["job_ids"]:
                     self._jobs[job_id] = {"name": request["name"], "at": request["at"] + self.launch_seconds}
+                    self._named.setdefault(request["name"], []).append(job_id)
+        if self.retain is not None and now - self._purged_at >= min(1.0, self.retain):
+            self._purge(now)
+
+    def _purge(self, now: float) -> None:
+        """Forgets what ended more than `retain` seconds ago (caller holds the lock)."""
+        self._purged_at, before = now, now - self.retain
+        gone = {j for j, job in self._jobs.items() if self._ended(j) and job.get("deleted", now) < before}
+        for job_id in gone:
+            job = self._jobs.pop(job_id)
+            named = self._named.get(job["name"], [])
+            named.remove(job_id)
+            if not named:
+                self._named.pop(job["name"], None)
+        for request_id, request in list(self._requests.items()):
+            if request["at"] < before and (request["kind"] != "launch" or self._launch_over(request, gone)):
+                del self._requests[request_id]
+        del self.launches[:-1000], self.cancelled[:-1000]  # recent history only
+
+    def _ended(self, job_id: int) -> Optional[float]:
+        job = self._jobs[job_id]
+        if job.get("ended") is not None:
+            return job["ended"]
+        if job.get("status") is None and self.finish_after is not None:
+            return job["at"] + self.finish_after if time.monotonic() - job["at"] >= self.finish_after else None
+        return None
+
+    def _launch_over(self, request: dict, gone: set) -> bool:
+        if "job_ids" not in request:
+            return bool(request.get("cancelled"))
+        return all(j in gone or j not in self._jobs for j in request["job_ids"])
 
     def _request(self, **body) -> str:
         request_id = str(uuid.uuid4())
         with self._lock:
             self._requests[request_id] = {"at": time.monotonic(), **body}
+            if body["kind"] == "launch":
+                self._due.append(request_id)
         return request_id
 
     def _state(self, request: dict) -> RequestStatus:
@@ -205,7 +255,13 @@ class FakeApiServer:
         job = self._jobs[job_id]
         age = time.monotonic() - job["at"]
         status = job.get("status") or (
-            ManagedJobStatus.PENDING if age < 2 else ManagedJobStatus.STARTING if age < 5 else ManagedJobStatus.RUNNING
+            ManagedJobStatus.SUCCEEDED
+            if self.finish_after is not None and age >= self.finish_after
+            else ManagedJobStatus.PENDING
+            if age < 2
+            else ManagedJobStatus.STARTING
+            if age < 5
+            else ManagedJobStatus.RUNNING
         )
         return responses.ManagedJobRecord(
             job_id=job_id,
@@ -223,9 +279,11 @@ class FakeApiServer:
 
     def _cancel(self, name=None, job_ids=None, **_):
         with self._lock:
-            for job_id, job in self._jobs.items():
-                if (job_id in (job_ids or []) or job["name"] == name) and not self._record(job_id).status.is_terminal():
-                    job["status"] = ManagedJobStatus.CANCELLED
+            chosen = sorted({*(job_ids or []), *self._named.get(name, [])} & set(self._jobs))
+            for job_id in chosen:
+                self._jobs[job_id]["deleted"] = time.monotonic()
+                if not self._record(job_id).status.is_terminal():
+                    self._jobs[job_id].update(status=ManagedJobStatus.CANCELLED, ended=time.monotonic())
                     self.cancelled.append(job_id)
         return self._request(kind="cancel")
 

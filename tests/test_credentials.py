@@ -6,11 +6,14 @@ import asyncio
 
 import pytest
 from flytekit import task
+from flytekit.configuration import ImageConfig, SerializationSettings
+from flytekit.tools.translator import get_serializable
 
 from benchmarks.fake_sdk import NO_LATENCY, FakeApiServer
-from flytekitplugins.skypilot import SkyPilot, SkyPilotConnector, translate
+from flytekitplugins.skypilot import SkyPilot, SkyPilotConnector, SkyPilotYamlTask, translate
 from flytekitplugins.skypilot.settings import ConnectorSettings
 from tests.support import fake_runtime, prepare, wait_for
+from tests.support.propeller import execution_metadata
 
 STORAGE = {"storage_secrets": ["FLYTE_AWS_ACCESS_KEY_ID", "FLYTE_AWS_SECRET_ACCESS_KEY"]}
 STORAGE_URL = "http://store.internal:9000"
@@ -149,3 +152,41 @@ def test_file_mounts_with_variables_or_local_sources_are_refused_at_declaration(
     with pytest.raises(ValueError, match=f"file_mounts.*{says}"):
         SkyPilot(file_mounts=mounts)
     SkyPilot(file_mounts={"/data": "s3://bucket/datasets"})  # a bucket URL is what a job can reach
+
+
+def test_jobs_get_no_api_server_access_unless_the_connector_allows_it():
+    """SkyPilot gives a managed job API-server access by default (a service-account token acting as whoever
+    launched it, here the connector): the connector turns it off unless FLYTE_SKYPILOT_API_SERVER_ACCESS is set."""
+
+    @task(task_config=SkyPilot(cpus="1+", on_host=True))
+    def plain() -> int:
+        return 1
+
+    for allowed in (False, True):
+        server = FakeApiServer(launch_seconds=0.1, latency=NO_LATENCY)
+        conn = SkyPilotConnector(runtime=fake_runtime(server, api_server_access=allowed))
+        _create(conn, plain)
+        launched = _launched_task(server)  # the sky.Task SkyPilot's SDK sends
+        assert launched.api_server_access is allowed
+        assert ("api_server_access" in launched.to_yaml_config()) is not allowed  # what the API server reads
+
+
+def test_a_yaml_task_asking_for_api_server_access_is_refused_at_create_when_off(tmp_path):
+    asking = SkyPilotYamlTask(name="asks", task={"run": "sky status", "api_server_access": True})
+    server = FakeApiServer(launch_seconds=0.1, latency=NO_LATENCY)
+    conn = SkyPilotConnector(runtime=fake_runtime(server))
+    template = get_serializable({}, SerializationSettings(image_config=ImageConfig.auto_default_image()), asking)
+    create = conn.create(template.template, str(tmp_path), None, execution_metadata("e1", "n0", 0))
+    with pytest.raises(ValueError, match="api_server_access.*FLYTE_SKYPILOT_API_SERVER_ACCESS=true"):
+        asyncio.new_event_loop().run_until_complete(create)
+    assert server.launches == []
+    with pytest.raises(ValueError, match="`api_server_access:`.*FLYTE_SKYPILOT_API_SERVER_ACCESS"):
+        SkyPilot.from_yaml({"api_server_access": True, "resources": {"cpus": "1+"}})
+
+
+def test_the_api_server_access_setting_names_its_variable(monkeypatch):
+    monkeypatch.setenv("FLYTE_SKYPILOT_API_SERVER_ACCESS", "true")
+    assert ConnectorSettings.from_env().api_server_access is True
+    monkeypatch.setenv("FLYTE_SKYPILOT_API_SERVER_ACCESS", "perhaps")
+    with pytest.raises(ValueError, match="FLYTE_SKYPILOT_API_SERVER_ACCESS"):
+        ConnectorSettings.from_env()

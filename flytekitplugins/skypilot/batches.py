@@ -73,6 +73,7 @@ class Batch:
     request_id: Optional[str] = None  # set once launched
     error: Optional[str] = None  # set when the launch could not be submitted
     abandoned: Set[int] = field(default_factory=set)  # ranks deleted before the launch
+    forgotten: Set[int] = field(default_factory=set)  # ranks whose state was dropped (see retention)
 
 
 class Batches:
@@ -124,6 +125,22 @@ class Batches:
                 return None
             batch.abandoned.add(rank)
             return batch.request_id
+
+    def forget(self, name: str, rank: int) -> bool:
+        """Drops a done subtask's place (see retention); True once its batch went with its last rank."""
+        with self._lock:
+            batch = self._by_name.get(name)
+            if batch is None:
+                return False
+            batch.forgotten.add(rank)
+            if not batch.closed or len(batch.forgotten) < len(batch.members):
+                return False
+            del self._by_name[name]
+            return True
+
+    def held(self) -> Dict[str, int]:
+        with self._lock:
+            return {"batches.open": len(self._open), "batches.by_name": len(self._by_name)}
 
     def _launch_closing(self) -> None:
         while True:

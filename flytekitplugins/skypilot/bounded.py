@@ -29,6 +29,10 @@ class Flights:
         threading.Thread(target=self._run, args=(key, fn, future), name=f"skypilot-{key}"[:60], daemon=True).start()
         return future
 
+    def held(self) -> int:
+        with self._lock:
+            return len(self._running)
+
     def _run(self, key: Hashable, fn: Callable[[], Any], future: Future) -> None:
         try:
             future.set_result(fn())

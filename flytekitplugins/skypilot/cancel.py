@@ -67,6 +67,9 @@ class Cancels:
                 f"{e}; the connector keeps cancelling {what} in the background and a repeated delete tries again"
             ) from None
 
+    def held(self) -> Dict[str, int]:
+        return {"cancels.pending": self._sweeper.held()}
+
     def _cancel(self, request_id: Optional[str], job_name: str) -> None:
         if not request_id:  # a launch that never happened (or happened in a connector that restarted since)
             self._sky.cancel_by_name(job_name, wait_seconds=_BUDGET_S)
@@ -147,6 +150,10 @@ class _Sweeper:
         with self._lock:
             self._pending.setdefault((job_name, rank), (request_id or None, time.monotonic()))
             self._worker.start()
+
+    def held(self) -> int:
+        with self._lock:
+            return len(self._pending)
 
     def _run(self) -> None:
         while True:

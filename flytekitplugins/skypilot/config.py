@@ -356,6 +356,8 @@ _NOT_FOR_A_FLYTE_TASK = {
     "inputs": "the Flyte task's inputs reach the job through Flyte",
     "outputs": "the Flyte task's outputs leave the job through Flyte",
     "file_mounts_mapping": "SkyPilot fills it in itself; declare file_mounts instead",
+    "api_server_access": "the connector decides whether jobs may call the SkyPilot API server "
+    "(FLYTE_SKYPILOT_API_SERVER_ACCESS on the connector)",
 }
 
 

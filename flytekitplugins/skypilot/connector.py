@@ -7,7 +7,8 @@ import functools
 import hashlib
 import re
 import time
-from typing import Dict, List, Optional
+from concurrent.futures import Future
+from typing import Dict, List, Optional, Tuple
 
 from flytekit import logger
 from flytekit.extend.backend.base_connector import AsyncConnectorBase, ConnectorRegistry, Resource
@@ -16,6 +17,7 @@ from flytekit.models.task import TaskExecutionMetadata, TaskTemplate
 
 from . import answers, bounded, credentials, shared_fs, sky_api, translate
 from .resource_meta import SkyPilotMetadata
+from .results import FINISHED
 from .runtime import Runtime
 
 TASK_TYPE = "skypilot"
@@ -46,7 +48,9 @@ class SkyPilotConnector(AsyncConnectorBase):
         **kwargs,
     ) -> SkyPilotMetadata:
         with self._masking((task_template.custom or {}).get("secrets")):
-            return await self._create(task_template, output_prefix, inputs, task_execution_metadata)
+            meta = await self._create(task_template, output_prefix, inputs, task_execution_metadata)
+        self.runtime.retention.touch(_key(meta), meta)
+        return meta
 
     async def _create(
         self,
@@ -67,6 +71,7 @@ class SkyPilotConnector(AsyncConnectorBase):
         key = runtime.batches.key(task_execution_metadata, config) if is_map_subtask(task_template) else None
         # the execution's envs (a map subtask's array index among them); a batch's jobs each get their own
         config = translate.with_execution_envs(config, execution_envs(task_execution_metadata), in_run=bool(key))
+        config = translate.with_api_server_access(config, runtime.settings.api_server_access)
         meta = SkyPilotMetadata(
             job_name=name,
             request_id="",
@@ -86,6 +91,7 @@ class SkyPilotConnector(AsyncConnectorBase):
         # a YAML task without outputs never uses its output prefix (it may not even exist): no record there
         record_at = None if translate.is_yaml_task(task_template) and not custom.get("outputs") else output_prefix
         plan = translate.launch_plan(config, custom)
+        runtime.retention.touch(_key(meta), meta)  # a create that fails leaves its attempt behind: forgotten too
         return await self._launch(meta, record_at, plan, secrets, local, started)
 
     async def _launch(
@@ -116,16 +122,25 @@ class SkyPilotConnector(AsyncConnectorBase):
         future = self.runtime.flights.start(("join", name), join)
         done, joined = await bounded.within(future, bounded.CREATE_BUDGET_S - (time.monotonic() - started))
         if not done:
-            future.add_done_callback(lambda f: f.exception() or self.runtime.batches.abandon(*f.result()[:2]))
+            future.add_done_callback(functools.partial(self._given_up, meta))
             raise sky_api.SkyPilotUnavailable(f"the launch record of {name} could not be read in time ({prefix})")
         batch, rank, request_id = joined
         return dataclasses.replace(meta, job_name=batch, request_id=request_id or "", num_nodes=1, batch_rank=rank)
+
+    def _given_up(self, meta: SkyPilotMetadata, join: Future) -> None:
+        """A join that finished after its create gave up: its rank is cancelled once launched, then forgotten."""
+        if join.exception() is None:
+            batch, rank, _ = join.result()
+            self.runtime.batches.abandon(batch, rank)
+            member = dataclasses.replace(meta, job_name=batch, request_id="", num_nodes=1, batch_rank=rank)
+            self.runtime.retention.touch(_key(member), member, finished=True)
 
     async def get(self, resource_meta: SkyPilotMetadata, **kwargs) -> Resource:
         with self._masking(resource_meta.secrets):
             answer = await self._get(resource_meta)
         if answer.message:
             answer = dataclasses.replace(answer, message=self._masked(answer.message, resource_meta.secrets))
+        self.runtime.retention.touch(_key(resource_meta), resource_meta, finished=answer.phase in FINISHED)
         return answer
 
     async def _get(self, resource_meta: SkyPilotMetadata) -> Resource:
@@ -159,6 +174,7 @@ class SkyPilotConnector(AsyncConnectorBase):
         carried on in the background."""
         runtime, name, rank = self.runtime, resource_meta.job_name, resource_meta.batch_rank
         runtime.aborted.add((name, rank))
+        runtime.retention.touch(_key(resource_meta), resource_meta, finished=True)
         future = runtime.flights.start(("delete", name, rank), functools.partial(self._cancel, resource_meta))
         done, _ = await bounded.within(future, bounded.DELETE_BUDGET_S)
         if not done:
@@ -196,6 +212,11 @@ class SkyPilotConnector(AsyncConnectorBase):
             return
         current = runtime.launches.abandon(name)  # a launch still out is cancelled when it comes
         runtime.cancels.cancel(current or meta.request_id or runtime.pools.abandon(name), name)
+
+
+def _key(meta: SkyPilotMetadata) -> Tuple[str, int]:
+    """What the connector's per-task state is keyed by (see retention)."""
+    return meta.job_name, meta.batch_rank
 
 
 def is_map_subtask(template: TaskTemplate) -> bool:

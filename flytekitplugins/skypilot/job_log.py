@@ -48,6 +48,14 @@ class Tails:
         except FutureTimeout:
             return None
 
+    def forget(self, job_id: int) -> None:
+        with self._lock:
+            self._fetches.pop(job_id, None)
+
+    def held(self) -> Dict[str, int]:
+        with self._lock:
+            return {"tails.fetches": len(self._fetches)}
+
 
 def failure_tail(sky: sky_api.Client, job_id: int, secret_names: Iterable[str]) -> str:
     """ "last lines of the job's log: ..." or "" when SkyPilot has no log to give."""

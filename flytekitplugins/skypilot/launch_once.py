@@ -81,6 +81,7 @@ class LaunchOnce:
         self._joined: Dict[str, Tuple[str, int, Optional[str]]] = {}  # subtask -> (batch, rank, request id)
         self._running: Dict[str, threading.Event] = {}  # subtask -> set once its first join ended
         self._found: Dict[Tuple[str, int], int] = {}  # (job name, rank) -> job id, for launches of other processes
+        self._member_of: Dict[Tuple[str, int], str] = {}  # (batch, rank) -> the subtask's own job name
 
     def launch(
         self, name: str, output_prefix: Optional[str], plan: Dict[str, Any], secrets: Optional[Dict[str, str]] = None
@@ -220,7 +221,43 @@ class LaunchOnce:
         self, name: str, output_prefix: str, key: str, config: Dict, pool: Optional[str]
     ) -> Tuple[str, int, Optional[str]]:
         """A subtask joins one batch, however often propeller repeats its CreateTask."""
-        return self._once(self._joined, name, lambda: self._first_join(name, output_prefix, key, config, pool))
+        joined = self._once(self._joined, name, lambda: self._first_join(name, output_prefix, key, config, pool))
+        with self._lock:
+            self._member_of[joined[:2]] = name
+        return joined
+
+    def forget(self, name: str, rank: int) -> None:
+        """Drops what this process keeps of a done task (see retention): its attempt, or its batch place."""
+        with self._lock:
+            self._found.pop((name, rank), None)
+            if rank < 0:
+                self._attempts.pop(name, None)
+                return
+            member = self._member_of.pop((name, rank), None)
+            if member is not None:
+                self._joined.pop(member, None)
+
+    def known_ids(self, meta: SkyPilotMetadata) -> Tuple[List[str], List[int]]:
+        """The launch requests and jobs this process tracked for the task, spent ones included (no waiting)."""
+        request_id = self._request_of(meta)
+        launch = self._tracker.cached_launch(request_id) if request_id else None
+        jobs = [_job_of(launch, meta.batch_rank) if launch else None, self._found.get((meta.job_name, meta.batch_rank))]
+        requests = [request_id, meta.request_id]
+        attempt = self._attempts.get(meta.job_name) if meta.batch_rank < 0 else None
+        if attempt is not None:
+            requests, jobs = requests + attempt.spent_requests, jobs + attempt.spent_jobs
+        return sorted({r for r in requests if r}), sorted({j for j in jobs if j is not None})
+
+    def held(self) -> Dict[str, int]:
+        with self._lock:
+            return {
+                "launches.attempts": len(self._attempts),
+                "launches.joined": len(self._joined),
+                "launches.running": len(self._running),
+                "launches.found": len(self._found),
+                "launches.member_of": len(self._member_of),
+                "launches.flights": self._flights.held(),
+            }
 
     def _once(self, done: Dict[str, Any], name: str, first: Callable[[], Any]) -> Any:
         """`first()` for this attempt once; a repeat meanwhile waits for it, and tries itself if it failed."""

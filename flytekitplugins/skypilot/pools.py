@@ -75,8 +75,22 @@ class PoolLaunches:
                 self._lock.wait()
             return pending.request_id
 
+    def forget(self, name: str) -> None:
+        """Drops a done task's launch (see retention), unless it is being submitted right now."""
+        with self._lock:
+            pending = self._pending.get(name)
+            if pending is not None and not pending.launching:
+                del self._pending[name]
+
+    def held(self) -> Dict[str, int]:
+        with self._lock:
+            return {"pools.pending": len(self._pending), "pools.creating": len(self._creating)}
+
     def _launch_when_ready(self, task: Any, name: str, pool: str, pool_task: Callable[[], Any]) -> None:
-        pending = self._pending[name]
+        with self._lock:
+            pending = self._pending.get(name)
+        if pending is None:  # forgotten before this thread ran (see retention)
+            return
         try:
             self._ensure(pool, pool_task)
             with self._lock:

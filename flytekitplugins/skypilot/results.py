@@ -2,7 +2,7 @@
 of the job's log, where it ran and what it cost, a YAML task's outputs, and what an outage leaves of them."""
 
 import time
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Dict, List, Optional, Set, Tuple
 
 from flyteidl.core.execution_pb2 import TaskExecution, TaskLog
 from flytekit.extend.backend.base_connector import Resource
@@ -23,6 +23,19 @@ class Results:
         self._tails = tails
         self._settings = settings
         self._reports: Dict[int, dict] = {}  # job id -> placement / duration / cost of the finished job
+        self._jobs: Dict[Tuple[str, int], Set[int]] = {}  # (job name, rank) -> its jobs with a report or log tail
+
+    def forget(self, key: Tuple[str, int]) -> None:
+        """Drops the reports and log tails of a done task's jobs (see retention)."""
+        for job_id in self._jobs.pop(key, ()):
+            self._reports.pop(job_id, None)
+            self._tails.forget(job_id)
+
+    def held(self) -> Dict[str, int]:
+        return {"results.reports": len(self._reports), "results.jobs": len(self._jobs)}
+
+    def _note(self, meta: SkyPilotMetadata, job_id: int) -> None:
+        self._jobs.setdefault((meta.job_name, meta.batch_rank), set()).add(job_id)
 
     def past_outage_deadline(self) -> Optional[Resource]:
         """RETRYABLE_FAILED once SkyPilot has been unreachable for longer than the outage deadline."""
@@ -113,7 +126,7 @@ class Results:
         if str(record.get("status")).startswith("FAILED"):
             phase, message = self._failure(record, phase, message, meta)
         finished = phase in FINISHED
-        info = dict(self._report(record) if finished else report.placement(record))  # with prices once finished
+        info = dict(self._report(record, meta) if finished else report.placement(record))  # with prices once finished
         info["relaunches"] = attempt.relaunches if attempt is not None else 0
         if finished:  # where it ran, for how long, at what cost
             message = f"{message}\n{report.summary(info)}"
@@ -127,13 +140,15 @@ class Results:
         job's log; RUNNING for one more poll while SkyPilot is still handing that log over."""
         if record.get("status") == "FAILED":  # the user's program failed: its error.pb says whether to retry
             phase, message = user_errors.phase_and_message(phase, message, meta.output_prefix, meta.num_nodes)
+        self._note(meta, record["job_id"])
         tail = self._tails.get(record["job_id"], meta.secrets)
         if tail is None:
             return TaskExecution.RUNNING, f"{message}\n(collecting the end of the job's log)"
         return phase, f"{message}\n{tail}" if tail else message
 
-    def _report(self, record: dict) -> dict:
+    def _report(self, record: dict, meta: SkyPilotMetadata) -> dict:
         job_id = record.get("job_id")
+        self._note(meta, job_id)
         if job_id not in self._reports:
             self._reports[job_id] = report.job_report(record)
         return self._reports[job_id]

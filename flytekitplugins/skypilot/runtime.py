@@ -1,5 +1,6 @@
 """Where a connector process's state lives: one Runtime owns its settings, SkyPilot client, status tracker,
-batches, pool launches, log tails, cancels and each attempt's launch; both registered connectors share it."""
+batches, pool launches, log tails, cancels and each attempt's launch; both registered connectors share it. Its
+retention drops a task's state everywhere once the task is done with (see retention)."""
 
 import os
 from types import SimpleNamespace
@@ -14,7 +15,9 @@ from .cancel import Cancels
 from .job_log import Tails
 from .launch_once import LaunchOnce
 from .pools import PoolLaunches
+from .resource_meta import SkyPilotMetadata
 from .results import Results
+from .retention import Retention, TaskKey
 from .settings import ConnectorSettings
 from .tracker import Tracker
 
@@ -40,5 +43,40 @@ class Runtime:
         self.flights = Flights()  # the blocking part of each get / delete, bounded (see bounded)
         self.last_known: Dict[Tuple[str, int], Resource] = {}  # (job name, batch rank) -> what get last answered
         self.aborted: Set[Tuple[str, int]] = set()  # (job name, batch rank) of the tasks Flyte deleted here
+        self.retention = Retention(self.settings.finished_grace, self.settings.forget_after, self.forget)
         if os.environ.get(WARM_UP_ENV) == "1":  # a connector server (agent_service sets it): import SkyPilot now
             sky_api.warm_up()
+
+    def forget(self, key: TaskKey, meta: SkyPilotMetadata) -> None:
+        """Drops one done task's state from every part (memory only, no SkyPilot call); a batch's launch request
+        goes with its last subtask."""
+        name, rank = key
+        requests, jobs = self.launches.known_ids(meta)
+        self.launches.forget(name, rank)
+        if rank >= 0 and not self.batches.forget(name, rank):
+            requests = []  # its siblings' too
+        if rank < 0:
+            self.pools.forget(name)
+        for request_id in requests:
+            self.tracker.forget(request_id, None)
+        for job_id in jobs:
+            self.tracker.forget(None, job_id)
+        self.results.forget(key)  # its jobs' reports and log tails
+        self.last_known.pop(key, None)
+        self.aborted.discard(key)
+
+    def held(self) -> Dict[str, int]:
+        """How much per-task state each part holds now (for the soak benchmark and tests)."""
+        return {
+            "retention.tasks": len(self.retention),
+            "runtime.last_known": len(self.last_known),
+            "runtime.aborted": len(self.aborted),
+            "runtime.flights": self.flights.held(),
+            **self.tracker.held(),
+            **self.launches.held(),
+            **self.batches.held(),
+            **self.pools.held(),
+            **self.cancels.held(),
+            **self.tails.held(),
+            **self.results.held(),
+        }

@@ -16,6 +16,9 @@ BATCH_WINDOW_ENV = "FLYTE_SKYPILOT_BATCH_WINDOW"
 INFRA_RELAUNCHES_ENV = "FLYTE_SKYPILOT_INFRA_RELAUNCHES"
 STORAGE_SECRETS_ENV = "FLYTE_SKYPILOT_STORAGE_SECRETS"
 STORAGE_ENDPOINT_ENV = "FLYTE_SKYPILOT_STORAGE_ENDPOINT"
+FINISHED_GRACE_ENV = "FLYTE_SKYPILOT_FINISHED_GRACE"
+FORGET_AFTER_ENV = "FLYTE_SKYPILOT_FORGET_AFTER"
+API_SERVER_ACCESS_ENV = "FLYTE_SKYPILOT_API_SERVER_ACCESS"
 _NAMES = {
     "endpoint": ENDPOINT_ENV,
     "poll_interval": POLL_INTERVAL_ENV,
@@ -24,6 +27,9 @@ _NAMES = {
     "infra_relaunches": INFRA_RELAUNCHES_ENV,
     "storage_secrets": STORAGE_SECRETS_ENV,
     "storage_endpoint": STORAGE_ENDPOINT_ENV,
+    "finished_grace": FINISHED_GRACE_ENV,
+    "forget_after": FORGET_AFTER_ENV,
+    "api_server_access": API_SERVER_ACCESS_ENV,
 }
 _VARIABLE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
@@ -51,6 +57,25 @@ class ConnectorSettings(BaseModel):
         description=f"{INFRA_RELAUNCHES_ENV}: new SkyPilot jobs the connector launches within one Flyte attempt "
         "after an infra failure (FAILED_NO_RESOURCE, FAILED_CONTROLLER, a launch SkyPilot lost or never took), "
         "without spending the task's retries",
+    )
+    finished_grace: float = Field(
+        600.0,
+        ge=0,
+        description=f"{FINISHED_GRACE_ENV}: seconds the connector keeps a finished (or deleted) task's state in "
+        "memory after Flyte last asked about it",
+    )
+    forget_after: float = Field(
+        3600.0,
+        ge=1,
+        description=f"{FORGET_AFTER_ENV}: seconds after which the connector drops the state of any task Flyte has "
+        "not asked about since, finished or not (a task asked about later is found again from its launch record "
+        "and SkyPilot)",
+    )
+    api_server_access: bool = Field(
+        False,
+        description=f"{API_SERVER_ACCESS_ENV}: whether jobs may call the SkyPilot API server (SkyPilot's "
+        "`api_server_access`: the server's endpoint and, where it issues service accounts, a token that acts as "
+        "the connector); managed jobs run without it",
     )
 
     storage_secrets: List[str] = Field(
@@ -99,6 +124,9 @@ class ConnectorSettings(BaseModel):
             "infra_relaunches": os.environ.get(INFRA_RELAUNCHES_ENV),
             "storage_secrets": os.environ.get(STORAGE_SECRETS_ENV),
             "storage_endpoint": os.environ.get(STORAGE_ENDPOINT_ENV) or None,
+            "finished_grace": os.environ.get(FINISHED_GRACE_ENV),
+            "forget_after": os.environ.get(FORGET_AFTER_ENV),
+            "api_server_access": os.environ.get(API_SERVER_ACCESS_ENV) or None,
         }
         try:
             return cls(**{k: v for k, v in values.items() if v is not None})

@@ -51,6 +51,7 @@ class Tracker:
         self._in_round: frozenset = frozenset()  # the request and job ids that round asks about
         self._requests: Dict[str, str] = {}  # launch request id -> state, while in flight
         self._launches: Dict[str, Launch] = {}  # launch request id -> final outcome
+        self._launch_asked: Dict[str, float] = {}  # settled launch request id -> when a get() last asked
         self._asked: Dict[int, float] = {}  # tracked job id -> when a get() last asked
         self._records: Dict[int, dict] = {}  # job id -> latest queue record
 
@@ -70,6 +71,7 @@ class Tracker:
             if self._requests.get(request_id) == _NEW:
                 self._next_round(request_id)
             if request_id in self._launches:
+                self._launch_asked[request_id] = time.monotonic()
                 return self._launches[request_id]
             return Launch(self._requests.get(request_id, _NEW))
 
@@ -86,7 +88,10 @@ class Tracker:
     def cached_launch(self, request_id: str) -> Optional[Launch]:
         """The outcome of a settled launch request, without waiting (None if not settled yet)."""
         with self._cond:
-            return self._launches.get(request_id)
+            launch = self._launches.get(request_id)
+            if launch is not None:
+                self._launch_asked[request_id] = time.monotonic()
+            return launch
 
     def cached_job(self, job_id: int) -> Optional[dict]:
         """The latest record of a job a round has seen, without waiting (None if none has)."""
@@ -98,10 +103,11 @@ class Tracker:
                     self._nudge()
             return record
 
-    def forget(self, request_id: str, job_id: Optional[int]) -> None:
+    def forget(self, request_id: Optional[str], job_id: Optional[int]) -> None:
         with self._cond:
             self._requests.pop(request_id, None)
             self._launches.pop(request_id, None)
+            self._launch_asked.pop(request_id, None)
             if job_id is not None:
                 self._asked.pop(job_id, None)
                 self._records.pop(job_id, None)
@@ -158,12 +164,27 @@ class Tracker:
         since = self.unavailable_since
         return 0.0 if since is None else time.monotonic() - since
 
+    def held(self) -> Dict[str, int]:
+        """How many launches and jobs it holds (see retention)."""
+        with self._cond:
+            return {
+                "tracker.requests": len(self._requests),
+                "tracker.launches": len(self._launches),
+                "tracker.launch_asked": len(self._launch_asked),
+                "tracker.asked": len(self._asked),
+                "tracker.records": len(self._records),
+            }
+
     def _live(self) -> list:
         now = time.monotonic()
         for job_id, at in list(self._asked.items()):
             if now - at > _FORGET_AFTER_S:
                 del self._asked[job_id]
                 self._records.pop(job_id, None)
+        for request_id, at in list(self._launch_asked.items()):  # e.g. a batch's, whose members all went
+            if now - at > _FORGET_AFTER_S:
+                del self._launch_asked[request_id]
+                self._launches.pop(request_id, None)
         return [j for j in self._asked if not status.job_finished(self._records.get(j))]
 
     def _round_trip(self, requests: list, jobs: list) -> None:
@@ -200,4 +221,5 @@ class Tracker:
         with self._cond:
             if request_id in self._requests:  # not forgotten meanwhile
                 self._launches[request_id] = outcome
+                self._launch_asked[request_id] = time.monotonic()
                 self._requests.pop(request_id, None)

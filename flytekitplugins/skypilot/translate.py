@@ -8,7 +8,7 @@ from typing import Any, Dict, List, Optional
 from flytekit.models.literals import LiteralMap
 from flytekit.models.task import TaskTemplate
 
-from . import credentials, distributed, sky_api, yaml_io
+from . import credentials, distributed, settings, sky_api, yaml_io
 
 # pyflyte-execute exits 0 after a user exception unless this is set: the managed job must fail instead.
 FAIL_ON_ERROR = {"FLYTE_FAIL_ON_ERROR": "true"}
@@ -115,6 +115,21 @@ def with_execution_envs(config: Dict[str, Any], envs: Optional[Dict[str, str]], 
         exports = " ".join(f"{k}={shlex.quote(v)}" for k, v in sorted(extra.items()))
         return {**config, "run": f"export {exports}; {config['run']}"}
     return {**config, "envs": {**extra, **own}}
+
+
+def with_api_server_access(config: Dict[str, Any], allowed: bool) -> Dict[str, Any]:
+    """The job with SkyPilot's `api_server_access` as the connector allows it. SkyPilot turns it on by default:
+    the job then gets the API server's endpoint and, where the server issues service accounts, a token acting as
+    whoever launched it (the connector). A managed job needs neither to run, so it is off unless allowed."""
+    if allowed:
+        return config
+    if config.get("api_server_access"):
+        raise ValueError(
+            "api_server_access: true asks for a SkyPilot API-server token acting as the connector, which this "
+            f"connector does not give jobs ({settings.API_SERVER_ACCESS_ENV} is off): remove it from the task "
+            f"YAML, or have the connector's operators set {settings.API_SERVER_ACCESS_ENV}=true"
+        )
+    return {**config, "api_server_access": False}
 
 
 def is_yaml_task(template: TaskTemplate) -> bool:
