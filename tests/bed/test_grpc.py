@@ -26,7 +26,7 @@ from google.protobuf.json_format import MessageToDict
 from tasks import repeat
 
 from flytekitplugins.skypilot import SkyPilotMetadata
-from tests.support import outputs, prepare
+from tests.support import figures, outputs, prepare
 
 CATEGORY = TaskCategory(name="skypilot", version=1)  # what propeller sends: the template's
 TERMINAL = {TaskExecution.SUCCEEDED, TaskExecution.FAILED, TaskExecution.RETRYABLE_FAILED, TaskExecution.ABORTED}
@@ -80,10 +80,13 @@ def drive(stub, word: str, gets: List[float]):
         template=template.to_flyte_idl(), output_prefix=prefix, task_execution_metadata=metadata.to_flyte_idl()
     )
     for attempt in range(3):
+        started = time.monotonic()
         try:
             created = stub.CreateTask(request, timeout=10)
+            figures.record("CreateTask", time.monotonic() - started, False)
             break
         except grpc.RpcError as e:
+            figures.record("CreateTask", time.monotonic() - started, True)
             if e.code() != grpc.StatusCode.DEADLINE_EXCEEDED or attempt == 2:
                 raise
     deadline = time.monotonic() + 900
@@ -93,6 +96,7 @@ def drive(stub, word: str, gets: List[float]):
             GetTaskRequest(task_category=CATEGORY, resource_meta=created.resource_meta), timeout=10
         ).resource  # DEADLINE_EXCEEDED here fails the test
         gets.append(time.monotonic() - started)
+        figures.record("GetTask", gets[-1], False)
         if resource.phase in TERMINAL or time.monotonic() > deadline:
             return created, prefix, resource
         time.sleep(10)

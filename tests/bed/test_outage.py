@@ -16,7 +16,7 @@ from flyteidl.core.execution_pb2 import TaskExecution
 from tasks import sleep
 
 from flytekitplugins.skypilot import SkyPilotConnector, settings, sky_api
-from tests.support import outputs, prepare, run, wait_for
+from tests.support import figures, outputs, prepare, run, wait_for
 from tests.support.propeller import create_attempt
 
 pytestmark = [pytest.mark.outage, pytest.mark.alone]
@@ -26,7 +26,8 @@ FINAL = (TaskExecution.SUCCEEDED, TaskExecution.FAILED, TaskExecution.RETRYABLE_
 
 def timed_get(connector, meta):
     started = time.monotonic()
-    resource = run(connector.get(meta))
+    resource = run(connector.get(meta))  # an exception here is a failed GetTask: the test fails
+    figures.record("GetTask", time.monotonic() - started, False)
     assert time.monotonic() - started < 10, "GetTask must return inside propeller's 10 s, outage or not"
     return resource
 
@@ -45,33 +46,35 @@ def test_tasks_ride_out_an_api_server_outage(monkeypatch):
     connector = SkyPilotConnector()
     meta = run(connector.create(*prepare(sleep, {"seconds": 240})))
     until(connector, meta, (TaskExecution.RUNNING,), 600)
-    frozen = _a_frozen_server(connector, meta)
-    subprocess.run(["bash", BED, "api-stop"], check=True)
-    try:
-        template, prefix, metadata = prepare(sleep, {"seconds": 1})
-        # a create during the outage does not fail the attempt (that would spend a retry): it returns inside 5 s
-        # and its launch goes through once SkyPilot answers again (on a second connector replica, whose outage
-        # deadline stays the default while this test shortens the first one's)
-        replica = SkyPilotConnector()
-        during_outage = create_attempt(replica, template, prefix, None, metadata)
-        assert during_outage.meta is not None and during_outage.create_seconds < 5, during_outage
-        waiting = timed_get(replica, during_outage.meta)
-        assert waiting.phase not in FINAL and sky_api.endpoint() in waiting.message, waiting.message
-        outage_started = time.monotonic()
-        for _ in range(4):  # no exception storm: the last known phase, saying why it is not fresher
-            during = timed_get(connector, meta)
-            assert during.phase == TaskExecution.RUNNING, during.message
-            assert "last known status" in during.message and sky_api.endpoint() in during.message
-            time.sleep(5)
-        monkeypatch.setenv(settings.OUTAGE_DEADLINE_ENV, "60")
-        connector.runtime.settings.outage_deadline = settings.ConnectorSettings.from_env().outage_deadline
-        time.sleep(max(0.0, 62 - (time.monotonic() - outage_started)))
-        past = timed_get(connector, meta)
-        assert past.phase == TaskExecution.RETRYABLE_FAILED and settings.OUTAGE_DEADLINE_ENV in past.message
-    finally:
-        monkeypatch.delenv(settings.OUTAGE_DEADLINE_ENV)
-        connector.runtime.settings.outage_deadline = settings.ConnectorSettings.from_env().outage_deadline
-        subprocess.run(["bash", BED, "api-start"], check=True)
+    with figures.during("API server frozen 30 s (SIGSTOP), then thawed"):
+        frozen = _a_frozen_server(connector, meta)
+    with figures.during("API server stopped"):
+        subprocess.run(["bash", BED, "api-stop"], check=True)
+        try:
+            template, prefix, metadata = prepare(sleep, {"seconds": 1})
+            # a create during the outage does not fail the attempt (that would spend a retry): it returns inside 5 s
+            # and its launch goes through once SkyPilot answers again (on a second connector replica, whose outage
+            # deadline stays the default while this test shortens the first one's)
+            replica = SkyPilotConnector()
+            during_outage = create_attempt(replica, template, prefix, None, metadata)
+            assert during_outage.meta is not None and during_outage.create_seconds < 5, during_outage
+            waiting = timed_get(replica, during_outage.meta)
+            assert waiting.phase not in FINAL and sky_api.endpoint() in waiting.message, waiting.message
+            outage_started = time.monotonic()
+            for _ in range(4):  # no exception storm: the last known phase, saying why it is not fresher
+                during = timed_get(connector, meta)
+                assert during.phase == TaskExecution.RUNNING, during.message
+                assert "last known status" in during.message and sky_api.endpoint() in during.message
+                time.sleep(5)
+            monkeypatch.setenv(settings.OUTAGE_DEADLINE_ENV, "60")
+            connector.runtime.settings.outage_deadline = settings.ConnectorSettings.from_env().outage_deadline
+            time.sleep(max(0.0, 62 - (time.monotonic() - outage_started)))
+            past = timed_get(connector, meta)
+            assert past.phase == TaskExecution.RETRYABLE_FAILED and settings.OUTAGE_DEADLINE_ENV in past.message
+        finally:
+            monkeypatch.delenv(settings.OUTAGE_DEADLINE_ENV)
+            connector.runtime.settings.outage_deadline = settings.ConnectorSettings.from_env().outage_deadline
+            subprocess.run(["bash", BED, "api-start"], check=True)
     retried = during_outage.meta
     done = until(connector, meta, FINAL, 900)
     assert done.phase == TaskExecution.SUCCEEDED and "last known status" not in done.message, done.message
@@ -100,6 +103,7 @@ def _a_frozen_server(connector, running):
             for meta in (running, created.meta):
                 begun = time.monotonic()
                 resource = run(connector.get(meta))  # an exception here is a failed GetTask: the test fails
+                figures.record("GetTask", time.monotonic() - begun, False)
                 assert time.monotonic() - begun < 5, "GetTask must return within 5 s while the server hangs"
             assert resource.phase not in FINAL, resource.message
             time.sleep(5)

@@ -19,7 +19,7 @@ from tasks import repeat
 from test_grpc import _free_port
 
 from flytekitplugins.skypilot import SkyPilotMetadata
-from tests.support import outputs, prepare
+from tests.support import figures, outputs, prepare
 
 ROOT = Path(__file__).resolve().parents[2]
 CATEGORY = TaskCategory(name="skypilot", version=1)
@@ -67,11 +67,15 @@ class Service:
             replica = self.endpoints[self.turn % len(self.endpoints)]
             self.turn += 1
             self.calls += 1
+        started = time.monotonic()
         try:
-            return getattr(AsyncAgentServiceStub(replica.channel), method)(request, timeout=10)
+            answer = getattr(AsyncAgentServiceStub(replica.channel), method)(request, timeout=10)
         except grpc.RpcError as e:
             self.failures.append(f"{method} on :{replica.port}: {e.code().name} {e.details()}")
+            figures.record(method, time.monotonic() - started, True)
             raise
+        figures.record(method, time.monotonic() - started, False)
+        return answer
 
     def roll(self, old: Replica, log_dir: Path, name: str) -> Replica:
         """maxSurge 1, maxUnavailable 0: the new pod becomes ready and joins; then the old one gets SIGTERM and
@@ -105,13 +109,14 @@ def test_a_rolling_restart_of_both_replicas_fails_no_get_task(tmp_path):
         target=lambda: rolled.extend(service.roll(r, tmp_path, f"{r.port}-new") for r in list(replicas)), daemon=True
     )
     roller.start()
-    final, deadline = {}, time.monotonic() + 900
-    while (len(final) < len(tasks) or roller.is_alive()) and time.monotonic() < deadline:
-        for word, _, meta in tasks:
-            resource = service.call("GetTask", GetTaskRequest(task_category=CATEGORY, resource_meta=meta)).resource
-            if resource.phase in TERMINAL:
-                final[word] = resource
-        time.sleep(2)
+    with figures.during("two replicas restarted in turn"):
+        final, deadline = {}, time.monotonic() + 900
+        while (len(final) < len(tasks) or roller.is_alive()) and time.monotonic() < deadline:
+            for word, _, meta in tasks:
+                resource = service.call("GetTask", GetTaskRequest(task_category=CATEGORY, resource_meta=meta)).resource
+                if resource.phase in TERMINAL:
+                    final[word] = resource
+            time.sleep(2)
     try:
         assert not service.failures, service.failures
         assert len(rolled) == 2 and all(r.ready() for r in rolled), "both replicas replaced"

@@ -32,6 +32,7 @@ from flytekit.models.task import TaskExecutionMetadata, TaskTemplate
 from flytekit.tools.translator import get_serializable
 
 from flytekitplugins.skypilot import code_bundle, shared_fs
+from tests.support import figures
 
 # Where attempts keep their data: None, a directory under the shared directory (stand-in tests); the bed's tests
 # set the object store's prefix (tests/bed/conftest.py), as a Flyte deployment keeps data in its bucket and ships
@@ -246,6 +247,7 @@ def create_attempt(connector, template, prefix, inputs, metadata, deadline: floa
         attempt.create_error = f"{type(e).__name__}: {e}"
         attempt.shown = Shown("retryable_failure", attempt.create_error)
     attempt.create_seconds = time.monotonic() - started
+    figures.record("CreateTask", attempt.create_seconds, attempt.meta is None)
     if attempt.meta is not None:  # propeller stores the meta (etcd) and hands the decoded copy back
         attempt.meta = type(attempt.meta).decode(attempt.meta.encode())
     return attempt
@@ -258,13 +260,15 @@ def sync(connector, attempt: Attempt, deadline: float = CALL_DEADLINE_S) -> Show
     if attempt.failed_gets > MAX_SYSTEM_FAILURES:
         attempt.shown = Shown("system_failure", f"{attempt.failed_gets} GetTask calls failed")
         return attempt.shown
-    started = time.monotonic()
+    started, failed = time.monotonic(), False
     try:
         attempt.resource = _call(lambda: connector.get(attempt.meta), deadline)
         attempt.shown = shown(attempt.resource)
     except Exception:
         attempt.failed_gets += 1
+        failed = True
     attempt.get_seconds.append(time.monotonic() - started)
+    figures.record("GetTask", attempt.get_seconds[-1], failed)
     return attempt.shown
 
 
