@@ -1,6 +1,6 @@
 """A long-running connector's memory: 100,000 tasks through create / get (until final) / delete, 500 at a time.
 
-    .venv/bin/python -m benchmarks.soak [N] [--keep]      (from the repo root; no API server needed)
+    .venv/bin/python -m benchmarks.soak [N] [--keep] [--no-contrast]     (from the repo root; no API server needed)
 
 Drives one connector (one Runtime, as a connector server has) against the stand-in API server (fake_sdk) made fast
 for it: no replayed latency, launches taken in 0.05 s, jobs succeeding 0.2 s after they start, and finished jobs
@@ -8,7 +8,8 @@ forgotten by the stand-in 30 s after their delete (so the process's memory is th
 created, asked about every 0.5 s until its phase is final, then deleted; 500 are in flight at any time. Prints the
 process's RSS (/proc/self/status), its thread count and the per-task state the connector holds (Runtime.held) at
 the start, every 10,000 tasks and the end (after the finished grace, 2 s here, has passed), then the end against
-the 10,000 mark. `--keep`: the behaviour before retention (nothing is forgotten), for contrast.
+the 10,000 mark. Then, in the same process, 10,000 more tasks with nothing forgotten (the behaviour before
+retention; `--keep` runs only that), side by side with our last 10,000: RSS growth and the state held at the end.
 """
 
 import asyncio
@@ -68,8 +69,8 @@ def connector_for_soak(keep: bool):
     return SkyPilotConnector(runtime=runtime), runtime
 
 
-async def one_task(connector: SkyPilotConnector, template, i: int, poll: float = POLL_S) -> int:
-    """Create, get every `poll` seconds until the phase is final, delete; returns the final phase."""
+async def one_task(connector: SkyPilotConnector, template, i: int, poll: float = POLL_S):
+    """Create, get every `poll` seconds until the phase is final, delete; returns the final answer."""
     meta = await connector.create(template, f"s3://soak/{i}", None, metadata(i))
     while True:
         answer = await connector.get(meta)
@@ -77,7 +78,7 @@ async def one_task(connector: SkyPilotConnector, template, i: int, poll: float =
             break
         await asyncio.sleep(poll)
     await connector.delete(meta)
-    return answer.phase
+    return answer
 
 
 def yaml_template():
@@ -86,7 +87,7 @@ def yaml_template():
     return get_serializable({}, SerializationSettings(image_config=ImageConfig.auto_default_image()), task).template
 
 
-async def soak(n: int, keep: bool) -> None:
+async def soak(n: int, keep: bool):
     connector, runtime = connector_for_soak(keep)
     template = yaml_template()
     started, done, failed, rows = time.monotonic(), 0, 0, []
@@ -96,8 +97,10 @@ async def soak(n: int, keep: bool) -> None:
     async def run(i: int) -> None:
         nonlocal done, failed
         try:
-            phase = await one_task(connector, template, i)
-            failed += phase != TaskExecution.SUCCEEDED
+            answer = await one_task(connector, template, i)
+            if answer.phase != TaskExecution.SUCCEEDED:
+                failed += 1
+                print(f"task {i}: {TaskExecution.Phase.Name(answer.phase)}: {answer.message}", flush=True)
         except Exception as e:  # counted and shown, the soak goes on
             failed += 1
             print(f"task {i}: {type(e).__name__}: {e}", flush=True)
@@ -117,6 +120,7 @@ async def soak(n: int, keep: bool) -> None:
     await asyncio.sleep(GRACE_S + 1.0)  # the finished grace passes; the retention sweeps
     rows.append(sample("end", done, started, runtime))
     compare(rows, failed, keep)
+    return rows
 
 
 def compare(rows, failed: int, keep: bool) -> None:
@@ -130,9 +134,23 @@ def compare(rows, failed: int, keep: bool) -> None:
     )
 
 
+def side_by_side(ours, kept) -> None:
+    """Ours (warmed up: its last 10,000 tasks) against the same tasks with nothing forgotten."""
+    last, before = ours[-2], ours[-3] if len(ours) > 3 else ours[0]
+    grown, kept_grown = last["rss_mb"] - before["rss_mb"], kept[-1]["rss_mb"] - kept[0]["rss_mb"]
+    held, kept_held = ours[-1]["held"], kept[-1]["held"]
+    print(f"{EVERY:,} more tasks, warmed up          dropped     kept   ratio")
+    print(f"  RSS growth MB                     {grown:>8.1f} {kept_grown:>8.1f} {kept_grown / max(grown, 0.1):>6.0f}x")
+    print(f"  per-task entries held at the end  {held:>8} {kept_held:>8} {kept_held / max(held, 1):>6.0f}x")
+
+
 def main(argv) -> None:
     numbers = [int(a) for a in argv if a.isdigit()]
-    asyncio.run(soak(numbers[0] if numbers else 100_000, "--keep" in argv))
+    n, keep = (numbers[0] if numbers else 100_000), "--keep" in argv
+    rows = asyncio.run(soak(n, keep))
+    if not keep and "--no-contrast" not in argv and n >= 2 * EVERY:
+        print(f"the same for {EVERY:,} more tasks in this process, nothing forgotten (--keep):", flush=True)
+        side_by_side(rows, asyncio.run(soak(EVERY, True)))
 
 
 if __name__ == "__main__":
