@@ -8,9 +8,9 @@ RequestPayload, ManagedJobStatus, RequestStatus) and raises its own exceptions. 
 they do on a real server. Hand `sdk()` to the connector: `Runtime(sdk=server.sdk())`.
 
 For long runs (benchmarks/soak.py): `finish_after` seconds jobs succeed on their own, and with `retain` the server
-forgets finished jobs once a cancel named them (the connector's delete: it has seen them end), with their launch
-requests, and its other requests, `retain` seconds later (a real server keeps them in its own process's
-database), so the process's memory is the connector's.
+forgets finished jobs `retain` seconds after they ended or a cancel named them, with their launch requests, and
+its other requests `retain` seconds after they came (a real server keeps them in its own process's database), so
+the process's memory is the connector's.
 """
 
 import inspect
@@ -171,7 +171,7 @@ class FakeApiServer:
     def _purge(self, now: float) -> None:
         """Forgets what ended more than `retain` seconds ago (caller holds the lock)."""
         self._purged_at, before = now, now - self.retain
-        gone = {j for j, job in self._jobs.items() if self._ended(j) and job.get("deleted", now) < before}
+        gone = {j for j, job in self._jobs.items() if self._ended(j) and job.get("deleted", self._ended(j)) < before}
         for job_id in gone:
             job = self._jobs.pop(job_id)
             named = self._named.get(job["name"], [])

@@ -17,12 +17,14 @@ for _name, _value in {
 def pytest_configure(config):
     """The bed tests' CreateTask / GetTask figures go to one directory per run (workers inherit it)."""
     from tests.support import figures
+
     if not hasattr(config, "workerinput") and figures.FIGURES_ENV not in os.environ:
         os.environ[figures.FIGURES_ENV] = tempfile.mkdtemp(prefix="bed-figures-")
 
 
 def pytest_terminal_summary(terminalreporter):
     from tests.support import figures
+
     where = os.environ.get(figures.FIGURES_ENV)
     lines = figures.summary(where) if where and os.path.isdir(where) else []
     if lines:

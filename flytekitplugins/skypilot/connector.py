@@ -10,6 +10,7 @@ import time
 from concurrent.futures import Future
 from typing import Dict, List, Optional, Tuple
 
+from flyteidl.core.execution_pb2 import TaskExecution
 from flytekit import logger
 from flytekit.extend.backend.base_connector import AsyncConnectorBase, ConnectorRegistry, Resource
 from flytekit.models.literals import LiteralMap
@@ -173,8 +174,11 @@ class SkyPilotConnector(AsyncConnectorBase):
         """Idempotent; returns within bounded.DELETE_BUDGET_S, or raises (propeller retries it) with the cancel
         carried on in the background."""
         runtime, name, rank = self.runtime, resource_meta.job_name, resource_meta.batch_rank
-        runtime.aborted.add((name, rank))
         runtime.retention.touch(_key(resource_meta), resource_meta, finished=True)
+        known = runtime.last_known.get((name, rank))
+        if known is not None and known.phase == TaskExecution.SUCCEEDED:
+            return  # propeller deletes every finished task: a job seen to succeed has nothing left to cancel
+        runtime.aborted.add((name, rank))
         future = runtime.flights.start(("delete", name, rank), functools.partial(self._cancel, resource_meta))
         done, _ = await bounded.within(future, bounded.DELETE_BUDGET_S)
         if not done:

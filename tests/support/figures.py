@@ -29,7 +29,7 @@ def record(call: str, seconds: float, failed: bool) -> None:
     where, current = os.environ.get(FIGURES_ENV), os.environ.get("PYTEST_CURRENT_TEST", "")
     if not where or not current.startswith("tests/bed/"):  # the real API server's figures only
         return
-    test = current.split(" ")[0].split("::")[-1]
+    test = current.split(" ")[0].split("::")[-1].split("@")[0]  # without its xdist group
     condition = getattr(_condition, "value", "")
     line = json.dumps({"test": test, "condition": condition, "call": call, "s": seconds, "failed": failed})
     with open(os.path.join(where, f"{os.getpid()}.jsonl"), "a") as f:
