@@ -30,8 +30,9 @@ def test_a_cancel_the_server_does_not_take_is_retried_in_the_background(monkeypa
 
 
 def test_deleting_a_task_seen_to_succeed_sends_no_cancel_and_a_running_one_is_cancelled(monkeypatch, tmp_path):
-    """Propeller deletes every finished task (its Finalize): a job the connector saw succeed costs SkyPilot no
-    cancel request; one still running is cancelled."""
+    """Propeller deletes only aborted attempts (webapi/core.go: Abort calls Delete, Finalize does not), but a
+    delete may still come for a task that finished (an abort racing the end, a client deleting what it ran): a job
+    the connector saw succeed costs SkyPilot no cancel request; one still running is cancelled."""
     from flyteidl.core.execution_pb2 import TaskExecution
     from flytekit import task
 

@@ -177,7 +177,7 @@ class SkyPilotConnector(AsyncConnectorBase):
         runtime.retention.touch(_key(resource_meta), resource_meta, finished=True)
         known = runtime.last_known.get((name, rank))
         if known is not None and known.phase == TaskExecution.SUCCEEDED:
-            return  # propeller deletes every finished task: a job seen to succeed has nothing left to cancel
+            return  # a job seen to succeed has nothing left to cancel (a repeated abort, a client deleting what ran)
         runtime.aborted.add((name, rank))
         future = runtime.flights.start(("delete", name, rank), functools.partial(self._cancel, resource_meta))
         done, _ = await bounded.within(future, bounded.DELETE_BUDGET_S)
