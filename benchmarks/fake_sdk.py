@@ -8,7 +8,8 @@ RequestPayload, ManagedJobStatus, RequestStatus) and raises its own exceptions. 
 they do on a real server. Hand `sdk()` to the connector: `Runtime(sdk=server.sdk())`.
 
 For long runs (benchmarks/soak.py): `finish_after` seconds jobs succeed on their own, and with `retain` the server
-forgets finished jobs `retain` seconds after they ended or a cancel named them, with their launch requests, and
+forgets finished jobs `retain` seconds after a status round reported them ended or a cancel named them (the
+connector has seen them end), with their launch requests, and
 its other requests `retain` seconds after they came (a real server keeps them in its own process's database), so
 the process's memory is the connector's.
 """
@@ -171,7 +172,11 @@ class FakeApiServer:
     def _purge(self, now: float) -> None:
         """Forgets what ended more than `retain` seconds ago (caller holds the lock)."""
         self._purged_at, before = now, now - self.retain
-        gone = {j for j, job in self._jobs.items() if self._ended(j) and job.get("deleted", self._ended(j)) < before}
+        gone = {
+            j
+            for j, job in self._jobs.items()
+            if self._ended(j) and min(job.get("deleted", now), job.get("reported_ended", now)) < before
+        }
         for job_id in gone:
             job = self._jobs.pop(job_id)
             named = self._named.get(job["name"], [])
@@ -243,6 +248,10 @@ class FakeApiServer:
         if request["kind"] == "queue_v2":
             with self._lock:
                 records = [self._record(j) for j in self._queued(request)]
+                now = time.monotonic()
+                for record in records:  # a status round that reported the job ended: the connector has seen it
+                    if record.status.is_terminal():
+                        self._jobs[record.job_id].setdefault("reported_ended", now)
             return records, len(records), {}, len(self._jobs)
         return None
 

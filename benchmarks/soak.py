@@ -141,7 +141,8 @@ def side_by_side(ours, kept) -> None:
     held, kept_held = ours[-1]["held"], kept[-1]["held"]
     print(f"{EVERY:,} more tasks, warmed up          dropped     kept   ratio")
     print(f"  RSS growth MB                     {grown:>8.1f} {kept_grown:>8.1f} {kept_grown / max(grown, 0.1):>6.0f}x")
-    print(f"  per-task entries held at the end  {held:>8} {kept_held:>8} {kept_held / max(held, 1):>6.0f}x")
+    ratio = f"{kept_held / held:.0f}x" if held else "all kept"
+    print(f"  per-task entries held at the end  {held:>8} {kept_held:>8} {ratio:>8}")
 
 
 def main(argv) -> None:
