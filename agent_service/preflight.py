@@ -1,7 +1,11 @@
 """`python -m agent_service.preflight`: checks, in order, what a first SkyPilot task needs.
 
     python -m agent_service.preflight --connector 127.0.0.1:8000 [--run-job] [--infra slurm/mycluster]
+    python -m agent_service.preflight --propeller-config propeller.yaml [--served-by ID] [--routing-only]
 
+0. with --propeller-config (propeller's configuration: files, or the ConfigMap's YAML, merged as propeller
+   merges them): where flytepropeller 1.16 and Flyte's v2 backend send each kind of SkyPilot template, failing
+   with the key to change when it is not this connector (agent_service/routing.py);
 1. the connector answers gRPC (health) and lists the `skypilot` task type;
 2. the SkyPilot API server (SKYPILOT_API_SERVER_ENDPOINT) is reachable, healthy and of a compatible version;
 3. it accepts the service-account token (an authenticated request);
@@ -136,6 +140,49 @@ def job_check(address: str, infra: str) -> Check:
     return ("a tiny managed job runs end to end", run_job)
 
 
+def routing_check(configs: List[str], served_by: List[str], address: str) -> Check:
+    def routing() -> str:
+        from . import routing as propeller
+        from .template_kinds import kinds
+
+        cfg = propeller.load(configs)
+        deployments = propeller.endpoints(cfg)
+        served = served_by or _this_connector(deployments)
+        ours, source = _our_listing(address)
+        seen, problems = propeller.judge(cfg, served, ours, kinds())
+        for line in seen + [p for p in problems if p.startswith("ADVICE")]:
+            print(f"      {line}", flush=True)
+        failures = [p for p in problems if not p.startswith("ADVICE")]
+        if failures:
+            raise RuntimeError("; ".join(failures))
+        return f"every template kind reaches {', '.join(served)} (this connector: ListAgents {source})"
+
+    return ("propeller routes SkyPilot templates to this connector", routing)
+
+
+def _this_connector(deployments: dict) -> List[str]:
+    """Without --served-by: the deployments named after SkyPilot, else defaultConnector (Flyte's flyteconnector)."""
+    named = [d for d, endpoint in deployments.items() if "skypilot" in f"{d} {endpoint}".lower()]
+    chosen = named or ["defaultConnector"]
+    print(f"      taking {', '.join(chosen)} as this connector (--served-by to say which deployment it is)", flush=True)
+    return chosen
+
+
+def _our_listing(address: str):
+    """This connector's ListAgents answer: from the connector at `address`, else from the plugin installed here."""
+    from flytekitplugins.skypilot.connector import ConnectorRegistry
+
+    from .routing import listing_of
+
+    if address:
+        from flyteidl.admin.agent_pb2 import ListAgentsRequest
+        from flyteidl.service.agent_pb2_grpc import AgentMetadataServiceStub
+
+        stub = AgentMetadataServiceStub(grpc.insecure_channel(address))
+        return listing_of(stub.ListAgents(ListAgentsRequest(), timeout=10).agents), f"from {address}"
+    return listing_of(ConnectorRegistry.list_connectors()), "of the plugin installed here"
+
+
 def run(checks: List[Check]) -> int:
     failed = 0
     for name, check in checks:
@@ -151,7 +198,20 @@ def run(checks: List[Check]) -> int:
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--connector", default="127.0.0.1:8000", help="host:port of the connector's gRPC service")
+    parser.add_argument("--connector", default="", help="host:port of the connector's gRPC service (127.0.0.1:8000)")
+    parser.add_argument(
+        "--propeller-config",
+        action="append",
+        default=[],
+        help="propeller's configuration: a file, or the ConfigMap's YAML (repeat for several, merged in order)",
+    )
+    parser.add_argument(
+        "--served-by",
+        action="append",
+        default=[],
+        help="the deployment in that configuration that is this connector: defaultConnector or a `connectors` key",
+    )
+    parser.add_argument("--routing-only", action="store_true", help="only the --propeller-config check")
     parser.add_argument("--run-job", action="store_true", help="also run a tiny managed job through the connector")
     parser.add_argument(
         "--infra", default="", help='where the job runs, e.g. "slurm/mycluster" (default: SkyPilot picks)'
@@ -160,9 +220,14 @@ def main(argv=None) -> int:
         "--storage-prefix", default="", help="a prefix in Flyte's object store (its raw-output prefix) to probe"
     )
     args = parser.parse_args(argv)
-    checks = connector_checks(args.connector) + api_server_checks(args.infra) + [storage_check(args.storage_prefix)]
-    if args.run_job:
-        checks.append(job_check(args.connector, args.infra))
+    if args.routing_only and not args.propeller_config:
+        parser.error("--routing-only needs --propeller-config")
+    checks = [routing_check(args.propeller_config, args.served_by, args.connector)] if args.propeller_config else []
+    if not args.routing_only:
+        address = args.connector or "127.0.0.1:8000"
+        checks += connector_checks(address) + api_server_checks(args.infra) + [storage_check(args.storage_prefix)]
+        if args.run_job:
+            checks.append(job_check(address, args.infra))
     return run(checks)
 
 

@@ -49,6 +49,7 @@ def test_tasks_ride_out_an_api_server_outage(monkeypatch):
     with figures.during("API server frozen 30 s (SIGSTOP), then thawed"):
         frozen = _a_frozen_server(connector, meta)
     with figures.during("API server stopped"):
+        stopped = time.monotonic()
         subprocess.run(["bash", BED, "api-stop"], check=True)
         try:
             template, prefix, metadata = prepare(sleep, {"seconds": 1})
@@ -60,19 +61,23 @@ def test_tasks_ride_out_an_api_server_outage(monkeypatch):
             assert during_outage.meta is not None and during_outage.create_seconds < 5, during_outage
             waiting = timed_get(replica, during_outage.meta)
             assert waiting.phase not in FINAL and sky_api.endpoint() in waiting.message, waiting.message
-            outage_started = time.monotonic()
-            for _ in range(4):  # no exception storm: the last known phase, saying why it is not fresher
+            # the first gets may still be answered from the status round taken just before the stop: wait (bounded)
+            # for the first round that failed, then the last known phase, saying why it is not fresher, every time
+            _until_message(connector, meta, "last known status", 60)
+            for _ in range(3):  # no exception storm
                 during = timed_get(connector, meta)
                 assert during.phase == TaskExecution.RUNNING, during.message
                 assert "last known status" in during.message and sky_api.endpoint() in during.message
                 time.sleep(5)
             monkeypatch.setenv(settings.OUTAGE_DEADLINE_ENV, "60")
             connector.runtime.settings.outage_deadline = settings.ConnectorSettings.from_env().outage_deadline
-            time.sleep(max(0.0, 62 - (time.monotonic() - outage_started)))
-            past = timed_get(connector, meta)
+            # past the 60 s deadline (counted from the first failed round, so after the stop) the task fails as
+            # retryable: wait for it, bounded, and never before the deadline
+            past = until(connector, meta, FINAL, 180)
+            assert time.monotonic() - stopped >= 60, "failed before the outage deadline"
             assert past.phase == TaskExecution.RETRYABLE_FAILED and settings.OUTAGE_DEADLINE_ENV in past.message
         finally:
-            monkeypatch.delenv(settings.OUTAGE_DEADLINE_ENV)
+            monkeypatch.delenv(settings.OUTAGE_DEADLINE_ENV, raising=False)
             connector.runtime.settings.outage_deadline = settings.ConnectorSettings.from_env().outage_deadline
             subprocess.run(["bash", BED, "api-start"], check=True)
     retried = during_outage.meta
@@ -82,6 +87,16 @@ def test_tasks_ride_out_an_api_server_outage(monkeypatch):
     _after_the_frozen_server(connector, *frozen)
     assert until(replica, retried, FINAL, 900).phase == TaskExecution.SUCCEEDED
     assert statuses(meta.job_name) == ["SUCCEEDED"] and statuses(retried.job_name) == ["SUCCEEDED"]
+
+
+def _until_message(connector, meta, words, timeout):
+    """GetTasks (each inside propeller's deadline, the phase RUNNING) until the message says `words`."""
+    deadline = time.monotonic() + timeout
+    while words not in (resource := timed_get(connector, meta)).message:
+        assert resource.phase == TaskExecution.RUNNING, resource.message
+        assert time.monotonic() < deadline, f"no {words!r} within {timeout} s: {resource.message}"
+        time.sleep(2)
+    return resource
 
 
 def _a_frozen_server(connector, running):
