@@ -23,9 +23,10 @@ from .runtime import Runtime
 
 TASK_TYPE = "skypilot"
 # Every SkyPilot task template carries task type version 1, the version flytekit gives a map_task's subtasks:
-# flytepropeller 1.16 keeps one version per task type from ListAgents (client.go updateRegistry), so plain tasks
-# and map subtasks must share it to reach this connector. Version 0 stays registered for templates of earlier
-# releases (routed here by Flyte releases that key connectors by name and version).
+# flytepropeller 1.16 keeps one version per task type from ListAgents, the last listed (client.go
+# getConnectorRegistry at v1.16.8; agent_service/routing.py), so plain tasks and map subtasks must share it to
+# reach this connector. Version 0 stays registered for templates of earlier releases (routed here when this
+# connector is propeller's defaultConnector, and by the v2 backend's registry keyed by name and version).
 TASK_TYPE_VERSION = 1
 MAP_TASK_TYPE_VERSION = TASK_TYPE_VERSION
 MAP_EXECUTE = "pyflyte-map-execute"  # the command of a map_task's subtask (flytekit's ArrayNodeMapTask)

@@ -12,7 +12,7 @@ from flytekit.core.tracker import extract_task_module
 from flytekit.extend import TaskPlugins
 from flytekit.extend.backend.base_connector import AsyncConnectorExecutorMixin
 
-from . import checkpoints, code_bundle, shared_fs, sky_api, task_settings
+from . import checkpoints, code_bundle, local_loop, shared_fs, sky_api, task_settings
 from .config import SkyPilot
 from .connector import TASK_TYPE, TASK_TYPE_VERSION
 
@@ -99,7 +99,8 @@ def submit_locally(task: AsyncConnectorExecutorMixin, kwargs: Dict[str, Any], so
             )
         )
     try:
-        with FlyteContextManager.with_context(builder):
+        with FlyteContextManager.with_context(builder) as run_ctx:
+            local_loop.close_at_exit(run_ctx.file_access, run_ctx.file_access.raw_output_prefix)
             return AsyncConnectorExecutorMixin.execute(task, **kwargs)
     except sky_api.SkyPilotUnavailable as e:
         raise sky_api.SkyPilotUnavailable(str(e)) from None  # the endpoint and the fix, not event-loop frames

@@ -44,6 +44,8 @@ def test_example_workflow_returns_the_value_computed_in_the_job():
     result = pyflyte_run(ROOT / "examples" / "hello.py", "hello_wf", "--name", "bed", "--times", "3")
     assert result.returncode == 0, result.stdout + result.stderr
     assert "hello bed hello bed hello bed" in result.stdout
+    # the run ends clean: the object store's client sessions closed, not reported unclosed at exit
+    assert "Unclosed" not in result.stdout + result.stderr, result.stderr
     name = JOB_NAME.search(result.stdout).group(0)  # the job reports its own SkyPilot task id
     assert statuses(name) == ["SUCCEEDED"]
     # through the object store: the code bundle pyflyte-fast-execute fetched, the inputs, the outputs
