@@ -29,6 +29,7 @@ def job_names():
         sky.get(jobs.cancel(job_ids=running))
 
 
+WINDOW = 10.0
 ITEMS = [10, 11, 12, 13]  # squares 100 and 121 succeed, 12 runs until aborted, 13 fails once (recoverably)
 
 
@@ -47,6 +48,9 @@ def test_a_map_task_is_one_skypilot_request_whose_subtasks_compute_their_own_ele
         sky_api, "launch", lambda *a, **k: launches.append(k.get("num_jobs", 1)) or real_launch(*a, **k)
     )
     connector, execution = SkyPilotConnector(task_type_version=1), f"e{uuid.uuid4().hex[:10]}"
+    # a window wider than the promised create bound (5 s), so that however loaded the bed, the subtasks created
+    # one after another all join one batch
+    connector.runtime.settings.batch_window = WINDOW
     markers = os.path.join(shared_fs.run_data_dir(), f"fan-{uuid.uuid4().hex[:6]}")
     shared_fs.open_to_job(markers)
     envs = {"BED_MARKERS": markers}  # an execution env: every subtask's job must see it
@@ -56,12 +60,12 @@ def test_a_map_task_is_one_skypilot_request_whose_subtasks_compute_their_own_ele
         template, prefix, inputs, metadata = prepare_map_subtask(mapped, {"i": ITEMS}, index, execution, envs=envs)
         started = time.monotonic()
         meta = run(connector.create(template, prefix, inputs, metadata))
-        assert time.monotonic() - started < 2, "a subtask joins its batch without waiting for the others"
+        assert time.monotonic() - started < 5, "a subtask joins its batch without waiting for the others"
         subtasks.append((meta, prefix))
     metas = [m for m, _ in subtasks]
     job_names.append(metas[0].job_name)
     assert len({m.job_name for m in metas}) == 1 and [m.batch_rank for m in metas] == list(range(N))
-    assert launches == []  # nothing launched yet: the batch closes once no subtask joined it for 2 s
+    assert launches == []  # nothing launched yet: the batch closes once no subtask joined it for WINDOW s
 
     cancelled = metas[2]
     wait_for(
