@@ -71,6 +71,8 @@ def test_preflight_passes_against_the_bed_with_a_real_job(service):
             "slurm/localcluster",
             "--storage-prefix",
             os.environ["FLYTE_SKYPILOT_BED_RAW_OUTPUT"],
+            "--propeller-config",  # the shipped configuration, judged with the running connector's ListAgents
+            str(service["app"] / "agent_service" / "propeller-config.yaml"),
         ],
         cwd=service["app"],
         env=service["env"],
@@ -79,11 +81,13 @@ def test_preflight_passes_against_the_bed_with_a_real_job(service):
         timeout=900,
     )
     lines = [line for line in result.stdout.splitlines() if line.startswith(("PASS", "FAIL"))]
-    assert result.returncode == 0 and len(lines) == 6, result.stdout + result.stderr + service["log"].read_text()
-    assert "'skypilot'" in lines[1]
-    assert "enabled infras" in lines[3] and "slurm" in lines[3].lower()
-    assert "wrote, read and removed s3://" in lines[4]  # with what jobs get from the connector's settings
-    assert "SUCCEEDED" in lines[5] and "/dashboard/jobs/" in lines[5]
+    assert result.returncode == 0 and len(lines) == 7, result.stdout + result.stderr + service["log"].read_text()
+    assert lines[0].startswith("PASS  propeller routes") and f"ListAgents from 127.0.0.1:{service['port']}" in lines[0]
+    assert "map_task subtask (skypilot v1): 1.16 -> skypilot-connector" in result.stdout
+    assert "'skypilot'" in lines[2]
+    assert "enabled infras" in lines[4] and "slurm" in lines[4].lower()
+    assert "wrote, read and removed s3://" in lines[5]  # with what jobs get from the connector's settings
+    assert "SUCCEEDED" in lines[6] and "/dashboard/jobs/" in lines[6]
 
 
 def test_the_service_exports_prometheus_metrics(service):
