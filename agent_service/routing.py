@@ -252,18 +252,19 @@ def _where(cfg: dict, targets: List[str]) -> str:
 
 
 def judge(cfg: dict, served_by: Sequence[str], ours: Listing, kinds: Sequence[Kind]) -> Tuple[List[str], List[str]]:
-    """(what propeller does with each template kind, the problems with their fixes), under 1.16 and v2."""
+    """(what propeller does with each template kind, the problems with their fixes), under 1.16 and v2.
+    Advice (an earlier release's templates) starts with ADVICE; anything else is a failure."""
     up = {d: (ours if d in served_by else Listing()) for d in endpoints(cfg)}
-    down = {d: (None if d in served_by else Listing()) for d in endpoints(cfg)}
-    order = list(connector_service(cfg).get("connectors") or {})
-    reg_up, reg_down = registry_1_16(cfg, up, order), registry_1_16(cfg, down, order)
     seen, problems = [], []
     for kind in kinds:
-        name = kind.category[0]
         v1, v2 = outcomes_1_16(cfg, up, kind.category), outcomes_v2(cfg, up, kind.category)
-        plugin = plugin_1_16(cfg, reg_up, reg_up, name)
-        line = f"{kind.label} ({name} v{kind.category[1]}): 1.16 -> {_where(cfg, v1)}; v2 -> {_where(cfg, v2)}"
-        seen.append(line if plugin == PLUGIN else f"{kind.label}: 1.16 runs it with the {plugin} plugin")
+        registry = registry_1_16(cfg, up, list(connector_service(cfg).get("connectors") or {}))
+        plugin = plugin_1_16(cfg, registry, registry, kind.category[0])
+        name, version = kind.category
+        if plugin == PLUGIN:
+            seen.append(f"{kind.label} ({name} v{version}): 1.16 -> {_where(cfg, v1)}; v2 -> {_where(cfg, v2)}")
+        else:
+            seen.append(f"{kind.label} ({name} v{version}): 1.16 runs it with the {plugin} plugin")
         if not kind.required:
             if set(v1) - set(served_by):
                 problems.append(
@@ -276,19 +277,26 @@ def judge(cfg: dict, served_by: Sequence[str], ours: Listing, kinds: Sequence[Ki
         elif set(v1) - set(served_by):
             problems.append(_route_fix(cfg, kind, v1, served_by))
         if set(v2) - set(served_by):
-            problems.append(
-                f"under Flyte's v2 backend {kind.label} reaches {_where(cfg, v2)}: "
-                + _route_fix(cfg, kind, v2, served_by)
-            )
-        for start, now in ((reg_down, reg_down), (reg_down, reg_up), (reg_up, reg_down)):
-            if plugin == PLUGIN and plugin_1_16(cfg, start, now, name) != PLUGIN:
-                problems.append(
-                    f"while this connector does not answer ListAgents, 1.16 runs {name} tasks with the "
-                    f"{plugin_1_16(cfg, start, now, name)} plugin (a plain pod in Flyte's cluster): add `{name}` to "
-                    "plugins.connector-service.supportedTaskTypes"
-                )
-                break
+            problems.append("under Flyte's v2 backend, " + _route_fix(cfg, kind, v2, served_by))
+        if plugin == PLUGIN:
+            problems += _while_unlisted(cfg, registry, served_by, name)
     return seen, list(dict.fromkeys(problems))
+
+
+def _while_unlisted(cfg: dict, registry: Dict[str, dict], served_by: Sequence[str], task_type: str) -> List[str]:
+    """The plugin 1.16 picks while this connector's ListAgents goes unanswered, since propeller's start or only
+    since (handler.go ResolvePlugin reads the start-up registration, then the current registry)."""
+    order = list(connector_service(cfg).get("connectors") or {})
+    unanswered = registry_1_16(cfg, {d: (None if d in served_by else Listing()) for d in endpoints(cfg)}, order)
+    for at_start in (unanswered, registry):
+        picked = plugin_1_16(cfg, at_start, unanswered, task_type)
+        if picked != PLUGIN:
+            return [
+                f"while this connector does not answer ListAgents, 1.16 runs {task_type} tasks with the {picked} "
+                f"plugin (a plain pod in Flyte's cluster): add `{task_type}` to "
+                "plugins.connector-service.supportedTaskTypes"
+            ]
+    return []
 
 
 def _plugin_fix(cfg: dict, task_type: str, plugin: str) -> str:
