@@ -34,8 +34,8 @@ def test_delete_while_the_launch_request_is_in_flight_leaves_no_job():
         return not records or [r["status"].value for r in records] == ["CANCELLED"]
 
     wait_for(settled, 420, what="no job, or a CANCELLED one", show=lambda: statuses(meta.job_name))
-    time.sleep(10)
-    assert all(r["status"].value == "CANCELLED" for r in queue_by_name(meta.job_name))
+    time.sleep(10)  # a launch that lands late makes a job: the connector cancels it too (bounded, not at once)
+    wait_for(settled, 300, what="every job of that name CANCELLED", show=lambda: statuses(meta.job_name))
 
 
 def _slurm_allocations(meta: SkyPilotMetadata):
