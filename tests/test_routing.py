@@ -46,39 +46,24 @@ def config_of(files: dict) -> dict:
     return cfg
 
 
-# (propeller's merged configuration, which deployment is this connector, whether earlier templates reach it)
+def configuration(chart, values_file: str, more: dict) -> dict:
+    """Propeller's merged configuration: our file as it is, or as the chart renders our values (plus `more` of
+    the user's own)."""
+    if chart is None:
+        return config_of({"config.yaml": shipped(values_file)})
+    return config_of(chart({**shipped(values_file), **more}))
+
+
+BINARY, CORE, ON = flyte_charts.flyte_binary, flyte_charts.flyte_core, {"flyteconnector": {"enabled": True}}
+# (the chart or None, our file, the user's own values, which deployment is this connector, v0 templates reach it)
 SHIPPED = {
-    "propeller-config.yaml": (lambda: config_of({"a.yaml": shipped("propeller-config.yaml")}), OWN, False),
-    "helm/flyte-binary.yaml": (
-        lambda: config_of(flyte_charts.flyte_binary(shipped("helm/flyte-binary.yaml"))),
-        OWN,
-        False,
-    ),
-    "helm/flyte-binary.yaml beside flyteconnector": (
-        lambda: config_of(
-            flyte_charts.flyte_binary({**shipped("helm/flyte-binary.yaml"), "flyteconnector": {"enabled": True}})
-        ),
-        OWN,
-        False,
-    ),
-    "helm/flyte-binary-flyteconnector.yaml": (
-        lambda: config_of(flyte_charts.flyte_binary(shipped("helm/flyte-binary-flyteconnector.yaml"))),
-        DEFAULT,
-        True,
-    ),
-    "helm/flyte-core.yaml": (lambda: config_of(flyte_charts.flyte_core(shipped("helm/flyte-core.yaml"))), OWN, False),
-    "helm/flyte-core.yaml beside flyteconnector": (
-        lambda: config_of(
-            flyte_charts.flyte_core({**shipped("helm/flyte-core.yaml"), "flyteconnector": {"enabled": True}})
-        ),
-        OWN,
-        False,
-    ),
-    "helm/flyte-core-flyteconnector.yaml": (
-        lambda: config_of(flyte_charts.flyte_core(shipped("helm/flyte-core-flyteconnector.yaml"))),
-        DEFAULT,
-        True,
-    ),
+    "propeller-config.yaml": (None, "propeller-config.yaml", {}, OWN, False),
+    "helm/flyte-binary.yaml": (BINARY, "helm/flyte-binary.yaml", {}, OWN, False),
+    "helm/flyte-binary.yaml beside flyteconnector": (BINARY, "helm/flyte-binary.yaml", ON, OWN, False),
+    "helm/flyte-binary-flyteconnector.yaml": (BINARY, "helm/flyte-binary-flyteconnector.yaml", {}, DEFAULT, True),
+    "helm/flyte-core.yaml": (CORE, "helm/flyte-core.yaml", {}, OWN, False),
+    "helm/flyte-core.yaml beside flyteconnector": (CORE, "helm/flyte-core.yaml", ON, OWN, False),
+    "helm/flyte-core-flyteconnector.yaml": (CORE, "helm/flyte-core-flyteconnector.yaml", {}, DEFAULT, True),
 }
 
 
@@ -91,8 +76,8 @@ def test_every_template_kind_is_version_1_and_listed_last():
 
 @pytest.mark.parametrize("name", list(SHIPPED))
 def test_shipped_configuration_routes_every_template_kind_to_the_connector(name):
-    make, served, earlier_routed = SHIPPED[name]
-    cfg, ours = make(), list_agents()
+    chart, values_file, more, served, earlier_routed = SHIPPED[name]
+    cfg, ours = configuration(chart, values_file, more), list_agents()
     if served == DEFAULT:
         assert routing.endpoints(cfg)[DEFAULT] == FLYTECONNECTOR
     listings = {d: (ours if d == served else Listing()) for d in routing.endpoints(cfg)}

@@ -15,6 +15,14 @@ connector tasks (read with `git show v1.16.8:<path>` in flyteorg/flyte; helm its
 import copy
 from typing import Dict
 
+# both charts' enabled_plugins.tasks (flyte-core under configmap)
+TASK_PLUGINS = {
+    "task-plugins": {
+        "enabled-plugins": ["container", "sidecar", "k8s-array", "connector-service", "echo"],
+        "default-for-task-types": {"container": "container", "sidecar": "sidecar", "container_array": "k8s-array"},
+    }
+}
+
 FLYTE_BINARY_DEFAULTS = {
     "configuration": {
         "connectorService": {
@@ -28,18 +36,7 @@ FLYTE_BINARY_DEFAULTS = {
         "inline": {},
     },
     "flyteconnector": {"enabled": False},
-    "enabled_plugins": {
-        "tasks": {
-            "task-plugins": {
-                "enabled-plugins": ["container", "sidecar", "k8s-array", "connector-service", "echo"],
-                "default-for-task-types": {
-                    "container": "container",
-                    "sidecar": "sidecar",
-                    "container_array": "k8s-array",
-                },
-            }
-        }
-    },
+    "enabled_plugins": {"tasks": TASK_PLUGINS},
 }
 
 FLYTE_CORE_DEFAULTS = {
@@ -55,18 +52,7 @@ FLYTE_CORE_DEFAULTS = {
         },
     },
     "configmap": {
-        "enabled_plugins": {
-            "tasks": {
-                "task-plugins": {
-                    "enabled-plugins": ["container", "sidecar", "k8s-array", "connector-service", "echo"],
-                    "default-for-task-types": {
-                        "container": "container",
-                        "sidecar": "sidecar",
-                        "container_array": "k8s-array",
-                    },
-                }
-            }
-        }
+        "enabled_plugins": {"tasks": TASK_PLUGINS},
     },
 }
 
