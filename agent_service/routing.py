@@ -117,6 +117,14 @@ def endpoints(cfg: dict) -> Dict[str, str]:
     return out
 
 
+def _answers(cfg: dict, listings: Dict[str, Optional[Listing]], order: Sequence[str]):
+    """(deployment, its answer) as both registries visit them: defaultConnector first (if it has an endpoint),
+    then `connectors` in `order`; a deployment whose metadata call failed (None) is skipped."""
+    for deployment in ([DEFAULT] if DEFAULT in endpoints(cfg) else []) + list(order):
+        if listings.get(deployment) is not None:
+            yield deployment, listings[deployment]
+
+
 # ---- Flyte 1.16 ---------------------------------------------------------------------------------------------
 
 
@@ -125,11 +133,7 @@ def registry_1_16(cfg: dict, listings: Dict[str, Optional[Listing]], order: Sequ
     section = connector_service(cfg)
     connectors = section.get("connectors") or {}
     registry: Dict[str, Dict[int, str]] = {}
-    visit = ([DEFAULT] if DEFAULT in endpoints(cfg) else []) + list(order)
-    for deployment in visit:
-        listing = listings.get(deployment)
-        if listing is None:  # ListAgents failed or unanswered: skipped
-            continue
+    for deployment, listing in _answers(cfg, listings, order):
         for agent in listing.agents:
             for name in agent.task_types:
                 registry[name] = {0: deployment}
@@ -193,11 +197,7 @@ def registry_v2(
     connectors = section.get("connectors") or {}
     scope = {DEFAULT: section.get("defaultconnector") or {}, **connectors}
     registry: Dict[Tuple[str, str, str, int], str] = {}
-    visit = ([DEFAULT] if DEFAULT in endpoints(cfg) else []) + list(order)
-    for deployment in visit:
-        listing = listings.get(deployment)
-        if listing is None:
-            continue
+    for deployment, listing in _answers(cfg, listings, order):
         project, domain = (scope[deployment] or {}).get("project", ""), (scope[deployment] or {}).get("domain", "")
         for name, version in listing.categories():
             registry[(project, domain, name, version)] = deployment
@@ -255,10 +255,10 @@ def judge(cfg: dict, served_by: Sequence[str], ours: Listing, kinds: Sequence[Ki
     """(what propeller does with each template kind, the problems with their fixes), under 1.16 and v2.
     Advice (an earlier release's templates) starts with ADVICE; anything else is a failure."""
     up = {d: (ours if d in served_by else Listing()) for d in endpoints(cfg)}
+    registry = registry_1_16(cfg, up, list(connector_service(cfg).get("connectors") or {}))
     seen, problems = [], []
     for kind in kinds:
         v1, v2 = outcomes_1_16(cfg, up, kind.category), outcomes_v2(cfg, up, kind.category)
-        registry = registry_1_16(cfg, up, list(connector_service(cfg).get("connectors") or {}))
         plugin = plugin_1_16(cfg, registry, registry, kind.category[0])
         name, version = kind.category
         if plugin == PLUGIN:

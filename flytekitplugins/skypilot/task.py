@@ -98,9 +98,10 @@ def submit_locally(task: AsyncConnectorExecutorMixin, kwargs: Dict[str, Any], so
                 data_config=ctx.file_access.data_config,
             )
         )
+    else:  # an object store: the client flytekit opens for it on its local loop is closed at exit
+        local_loop.close_at_exit(ctx.file_access, raw)
     try:
-        with FlyteContextManager.with_context(builder) as run_ctx:
-            local_loop.close_at_exit(run_ctx.file_access, run_ctx.file_access.raw_output_prefix)
+        with FlyteContextManager.with_context(builder):
             return AsyncConnectorExecutorMixin.execute(task, **kwargs)
     except sky_api.SkyPilotUnavailable as e:
         raise sky_api.SkyPilotUnavailable(str(e)) from None  # the endpoint and the fix, not event-loop frames
